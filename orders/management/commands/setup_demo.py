@@ -1,0 +1,43 @@
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from orders.models import Order
+
+DEMO_ORDERS = 500
+
+
+class Command(BaseCommand):
+    help = (
+        "First-run set-up of the embedded demo: an admin user (credentials printed and kept "
+        "in var/admin-credentials.txt) and demo orders when there are none. Safe to re-run."
+    )
+
+    def handle(self, *args: object, **options: object) -> None:
+        credentials = Path(settings.BASE_DIR) / "var" / "admin-credentials.txt"
+        User = get_user_model()
+        if not User.objects.filter(username="admin").exists():
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser("admin", "admin@example.com", password)
+            credentials.parent.mkdir(parents=True, exist_ok=True)
+            credentials.write_text(f"admin\n{password}\n")
+            credentials.chmod(0o600)
+        if not Order.objects.exists():
+            call_command("seed_demo", orders=DEMO_ORDERS, stdout=self.stdout)
+        login = (
+            credentials.read_text().split()
+            if credentials.exists()
+            else ["admin", "(the password you set)"]
+        )
+        port = os.environ.get("PORT", "8000")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nAdmin:   http://127.0.0.1:{port}/admin/  user {login[0]}  password {login[1]}"
+                f"\nAPI:     http://127.0.0.1:{port}/api/docs/\n"
+            )
+        )
