@@ -3,8 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import widgets
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db import models
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
@@ -25,6 +27,17 @@ class CappedCountPaginator(Paginator):
         if isinstance(query, QuerySet):
             return query.order_by()[: self.CAP].count()
         return len(query)
+
+
+class ExactSplitDateTime(widgets.AdminSplitDateTime):
+    """S-360 times carry milliseconds; a widget that drops them would turn an untouched Save
+    into a change of content, and so a push of a new version to the CRM."""
+
+    supports_microseconds = True
+
+    def __init__(self, attrs: Any = None) -> None:
+        super().__init__(attrs)
+        self.widgets[1].format = "%H:%M:%S.%f"
 
 
 class OperationInline(admin.TabularInline):
@@ -101,9 +114,9 @@ class OrderAdmin(admin.ModelAdmin):
         "creation_date_time",
         "last_mod_date_time",
     )
-    # Exact matches use the primary key and the contact index; a LIKE would scan.
-    search_fields = ("=order_id", "=contact_reference")
+    search_fields = ("order_id", "contact_reference")  # shows the box; see get_search_results
     search_help_text = "Exact orderId or contact number."
+    formfield_overrides = {models.DateTimeField: {"widget": ExactSplitDateTime}}
     readonly_fields = ("sync_version", "last_mod_date_time", "content_hash")
     inlines = (OperationInline, MovementInline)
     paginator = CappedCountPaginator
@@ -152,6 +165,21 @@ class OrderAdmin(admin.ModelAdmin):
         ),
         ("Synchronization", {"fields": ("sync_version", "content_hash")}),
     )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
+    ) -> tuple[QuerySet[Order], bool]:
+        # Exact equality on the primary key and the contact index: the admin's own "=" search
+        # is a case-insensitive match that no index serves, a full scan at a million orders.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if not term.isdigit():
+            return queryset.none(), False
+        matches = Q(contact_reference=term)
+        if int(term) < 2**63:
+            matches |= Q(order_id=int(term))
+        return queryset.filter(matches), False
 
     @admin.display(description="sale amount", ordering="sale_amount")
     def sale(self, order: Order) -> str:

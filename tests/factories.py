@@ -25,8 +25,15 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 def order_data(**overrides: Any) -> OrderData:
-    """One valid order (service shape) with a fresh orderId; keys may be overridden."""
-    (data,) = demo_orders(1, seed=next(_ids) % 9973, start_id=next(_ids))
+    """One valid CLOSED SALE order (service shape) with a fresh orderId; keys may be overridden.
+
+    Always a closed sale, so that a test changing its state or type really changes it.
+    """
+    order_id = next(_ids)
+    for seed in itertools.count(order_id % 9973):
+        (data,) = demo_orders(1, seed=seed, start_id=order_id)
+        if (data["order_type"], data["order_state"]) == ("SALE", "CLOSED"):
+            break
     data.update(overrides)  # type: ignore[typeddict-item]
     return data
 

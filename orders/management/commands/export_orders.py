@@ -1,6 +1,5 @@
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -16,18 +15,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, out: str | None, **options: object) -> None:
         if out is None:
-            self._write(sys.stdout)
+            self._write(lambda text: self.stdout.write(text, ending=""))
             return
         path = Path(out)
         if not path.parent.is_dir():
             raise CommandError(f"Folder {path.parent} does not exist.")
         with path.open("w", encoding="utf-8", newline="") as handle:
-            count = self._write(handle)
+            count = self._write(handle.write)
         self.stderr.write(self.style.SUCCESS(f"Exported {count} orders to {path}."))
 
-    def _write(self, handle: TextIO) -> int:
+    def _write(self, write: Callable[[str], object]) -> int:
         rows = 0
         for block in export_csv_blocks(order_export_rows()):
-            handle.write(block)
+            write(block)
             rows += block.count("\n")
         return rows - 1  # the header

@@ -1,0 +1,66 @@
+"""The order admin changelist at a million orders: time of the first page, a filtered page,
+a search, and the change page of one order. Run: .venv/bin/python bench/admin_changelist.py"""
+
+import argparse
+import time
+
+from _setup import django_setup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    args = parser.parse_args()
+    label = django_setup("bench_admin")
+
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.demo import demo_orders
+    from orders.services import orders_bulk_upsert
+
+    start = time.perf_counter()
+    batch = []
+    for order in demo_orders(args.orders, ticket_lines=0, seed=7):
+        batch.append(order)
+        if len(batch) == 10_000:
+            orders_bulk_upsert(orders=batch)
+            batch = []
+    if batch:
+        orders_bulk_upsert(orders=batch)
+    # a few complete orders to open
+    orders_bulk_upsert(orders=list(demo_orders(10, start_id=90_000_000_000)))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(f"{label}: loaded {args.orders:,} orders in {time.perf_counter() - start:.0f} s")
+
+    admin = User.objects.create_superuser("bench", "b@example.com", "pw")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(admin)
+    contact = batch[-1]["contact_reference"] if batch else "0000000001"
+    pages = {
+        "changelist, first page": "/admin/orders/order/",
+        "changelist, page 50": "/admin/orders/order/?p=50",
+        "filter state=CANCELLED": "/admin/orders/order/?order_state__exact=CANCELLED",
+        "filter channel=GROUPS + type": "/admin/orders/order/?channel=GROUPS&order_type__exact=SALE",
+        "filter created this month": "/admin/orders/order/?creation_date_time__gte=2026-12-01",
+        "search orderId": "/admin/orders/order/?q=10000950000",
+        "search contact": f"/admin/orders/order/?q={contact}",
+        "change page (operations, movements)": "/admin/orders/order/90000000003/change/",
+    }
+    for name, url in pages.items():
+        client.get(url)  # warm
+        times = []
+        for _ in range(3):
+            with CaptureQueriesContext(connection) as queries:
+                t = time.perf_counter()
+                response = client.get(url)
+                times.append(time.perf_counter() - t)
+            assert response.status_code == 200, (url, response.status_code)
+        print(f"  {name:40s} {min(times) * 1000:7.0f} ms  ({len(queries)} queries)")
+
+
+if __name__ == "__main__":
+    main()
