@@ -8,9 +8,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def django_setup(db_name: str) -> str:
-    """Point Django at a throwaway database (SQLite file, or `<DATABASE_URL>` + suffix on
-    PostgreSQL), create its tables, and return a label for the report."""
+def django_setup(db_name: str, *, keep: bool = False) -> str:
+    """Point Django at a benchmark database of its own (a SQLite file in the temp folder, or
+    database `db_name` on the DATABASE_URL's PostgreSQL server), emptied unless `keep`,
+    migrated, and return a label for the report."""
     sys.path.insert(0, str(ROOT))
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
@@ -18,12 +19,21 @@ def django_setup(db_name: str) -> str:
 
         base, _, _name = url.rpartition("/")
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
-            conn.execute(f'CREATE DATABASE "{db_name}"')
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [db_name]
+            ).fetchone()
+            if exists and not keep:
+                conn.execute(f'DROP DATABASE "{db_name}"')
+            if not exists or not keep:
+                conn.execute(f'CREATE DATABASE "{db_name}"')
         os.environ["DATABASE_URL"] = f"{base}/{db_name}"
         label = "PostgreSQL"
     else:
-        path = Path(tempfile.mkdtemp(prefix="bench-")) / f"{db_name}.sqlite3"
+        path = Path(tempfile.gettempdir()) / "s360-bench" / f"{db_name}.sqlite3"
+        path.parent.mkdir(exist_ok=True)
+        if not keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
         os.environ["DATABASE_URL"] = f"sqlite:///{path}"
         label = "SQLite (WAL)"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")

@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.cache import cache
 from django.contrib.admin import widgets
 from django.core.paginator import Paginator
 from django.db import models
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
@@ -81,10 +82,16 @@ class SalesChannelFilter(admin.SimpleListFilter):
     parameter_name = "channel"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        codes = (
-            Order.objects.order_by("sales_channel_code")
-            .values_list("sales_channel_code", flat=True)
-            .distinct()[:100]
+        # A DISTINCT over every order costs ~170 ms at a million on PostgreSQL; channels are
+        # few and rarely new, so the list is cached for a few minutes.
+        codes = cache.get_or_set(
+            "admin:order-sales-channels",
+            lambda: list(
+                Order.objects.order_by("sales_channel_code")
+                .values_list("sales_channel_code", flat=True)
+                .distinct()[:100]
+            ),
+            timeout=300,
         )
         return [(code, code) for code in codes]
 
@@ -176,10 +183,16 @@ class OrderAdmin(admin.ModelAdmin):
             return queryset, False
         if not term.isdigit():
             return queryset.none(), False
-        matches = Q(contact_reference=term)
+        # Two index lookups, then a primary-key list: an OR of the two conditions would let
+        # the planner walk the whole creation-date index for the ORDER BY ... LIMIT instead.
+        ids = list(
+            Order.objects.filter(contact_reference=term).values_list("order_id", flat=True)[
+                : CappedCountPaginator.CAP
+            ]
+        )
         if int(term) < 2**63:
-            matches |= Q(order_id=int(term))
-        return queryset.filter(matches), False
+            ids.append(int(term))
+        return queryset.filter(order_id__in=ids), False
 
     @admin.display(description="sale amount", ordering="sale_amount")
     def sale(self, order: Order) -> str:

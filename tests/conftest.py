@@ -24,3 +24,11 @@ def admin_client_logged(db, client):
     admin = UserFactory(username="admin", is_staff=True, is_superuser=True)
     client.force_login(admin)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (throttle counters, cached admin lookups)."""
+    from django.core.cache import cache
+
+    cache.clear()
