@@ -5,10 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from orders.api import OrderViewSet
+from sync.api import RunViewSet
+from webhooks.api import EndpointViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("orders", OrderViewSet, basename="order")
+router.register("endpoints", EndpointViewSet, basename="endpoint")
+router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -16,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("democrm/", include("democrm.urls")),
 ]
 
 handler404 = "config.api.not_found"

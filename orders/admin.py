@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.core.cache import cache
 from django.contrib.admin import widgets
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import QuerySet

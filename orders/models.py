@@ -98,7 +98,9 @@ class Order(models.Model):
             models.Index(fields=["contact_reference"], name="order_contact_idx"),
             models.Index(fields=["order_state", "-creation_date_time"], name="order_state_idx"),
             models.Index(fields=["order_type", "-creation_date_time"], name="order_type_idx"),
-            models.Index(fields=["sales_channel_code"], name="order_channel_idx"),
+            models.Index(
+                fields=["sales_channel_code", "-creation_date_time"], name="order_channel_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -15,6 +15,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from sync.outbox import ChangedOrder, outbox_record
+
 from .models import Movement, Operation, Order
 
 # The largest bulk the service takes in one transaction (the API allows 1000 per request;
@@ -253,7 +255,19 @@ def _write(
             Operation.objects.filter(order_id__in=chunk).delete()
             Movement.objects.filter(order_id__in=chunk).delete()
     _insert_children(children_of)
+    # Same transaction: an order change and its place in the outbox commit together or not at all.
+    outbox_record(orders=[_changed(o) for o in (*new_orders, *changed_orders)], now=now)
     return result
+
+
+def _changed(order: Order) -> ChangedOrder:
+    return ChangedOrder(
+        order.order_id,
+        order.sync_version,
+        order.order_type,
+        order.order_state,
+        order.sales_channel_code,
+    )
 
 
 def _insert_children(orders: list[OrderData]) -> None:
@@ -320,4 +334,6 @@ def order_record_admin_change(*, order_id: int) -> int:
         Order.objects.filter(order_id=order_id).update(
             content_hash=digest, sync_version=version, last_mod_date_time=timezone.now()
         )
+        order.sync_version = version
+        outbox_record(orders=[_changed(order)])
         return version

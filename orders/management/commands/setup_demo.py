@@ -7,7 +7,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from democrm.models import Receiver
 from orders.models import Order
+from webhooks.models import Endpoint
+from webhooks.services import endpoint_create
 
 DEMO_ORDERS = 500
 
@@ -15,7 +18,8 @@ DEMO_ORDERS = 500
 class Command(BaseCommand):
     help = (
         "First-run set-up of the embedded demo: an admin user (credentials printed and kept "
-        "in var/admin-credentials.txt) and demo orders when there are none. Safe to re-run."
+        "in var/admin-credentials.txt), an endpoint wired to the demo CRM and demo orders, "
+        "each when missing. Safe to re-run."
     )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -27,6 +31,20 @@ class Command(BaseCommand):
             credentials.parent.mkdir(parents=True, exist_ok=True)
             credentials.write_text(f"admin\n{password}\n")
             credentials.chmod(0o600)
+        port = os.environ.get("PORT", "8000")
+        if not Endpoint.objects.exists():
+            # Before the demo orders, so that they are changes this endpoint owes the CRM.
+            endpoint, secret = endpoint_create(
+                data={
+                    "name": "Demo CRM",
+                    "url": f"http://127.0.0.1:{port}/democrm/webhook/",
+                    "frequency_minutes": 1,
+                }
+            )
+            receiver = Receiver.current()
+            receiver.signing_secret = secret
+            receiver.save()
+            self.stdout.write(f"Endpoint {endpoint.name!r} pushes to {endpoint.url} every minute.")
         if not Order.objects.exists():
             call_command("seed_demo", orders=DEMO_ORDERS, stdout=self.stdout)
         login = (
@@ -34,10 +52,10 @@ class Command(BaseCommand):
             if credentials.exists()
             else ["admin", "(the password you set)"]
         )
-        port = os.environ.get("PORT", "8000")
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nAdmin:   http://127.0.0.1:{port}/admin/  user {login[0]}  password {login[1]}"
-                f"\nAPI:     http://127.0.0.1:{port}/api/docs/\n"
+                f"\nAPI:     http://127.0.0.1:{port}/api/docs/"
+                f"\nCRM:     http://127.0.0.1:{port}/admin/democrm/crmorder/ (the demo receiver)\n"
             )
         )

@@ -1,0 +1,144 @@
+"""CRM webhook endpoints: where orders are pushed, how often, in what batches, signed how."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from . import crypto
+
+# Defaults and limits of S-360's outbound synchronization.
+DEFAULT_FREQUENCY_MINUTES = 15
+MAX_FREQUENCY_MINUTES = 1440
+MAX_ORDERS_PER_RUN = 500
+MAX_ORDERS_PER_PAYLOAD = 50
+DEFAULT_MAX_ATTEMPTS = 12
+
+
+class ContentLevel(models.TextChoices):
+    """S-360's content levels, each adding detail: OPERATIONS ⊂ MOVEMENTS ⊂ TICKETS."""
+
+    OPERATIONS = "OPERATIONS", "Operations"
+    MOVEMENTS = "MOVEMENTS", "Operations and movements"
+    TICKETS = "TICKETS", "Operations, movements and tickets"
+
+
+class AuthType(models.TextChoices):
+    NONE = "NONE", "Signature only"
+    BASIC = "BASIC", "HTTP Basic"
+    BEARER = "BEARER", "Bearer token"
+    HEADER = "HEADER", "Custom header"
+
+
+def new_signing_secret() -> str:
+    """Return a fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Endpoint(models.Model):
+    name = models.CharField(max_length=100)
+    url = models.URLField("URL", max_length=2000)
+    is_active = models.BooleanField(
+        "active", default=True, help_text="Off: paused; changes are kept and sent on resume."
+    )
+    disabled_reason = models.CharField(
+        max_length=300, blank=True, help_text="Why the sync engine switched it off (410 Gone)."
+    )
+    frequency_minutes = models.PositiveIntegerField(
+        default=DEFAULT_FREQUENCY_MINUTES,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_FREQUENCY_MINUTES)],
+        help_text="Minutes between executions, 1 to 1440.",
+    )
+    max_orders_per_run = models.PositiveIntegerField(
+        "max orders per execution",
+        default=MAX_ORDERS_PER_RUN,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ORDERS_PER_RUN)],
+    )
+    orders_per_payload = models.PositiveIntegerField(
+        "orders per payload",
+        default=MAX_ORDERS_PER_PAYLOAD,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ORDERS_PER_PAYLOAD)],
+    )
+    content_level = models.CharField(
+        max_length=16, choices=ContentLevel.choices, default=ContentLevel.TICKETS
+    )
+    filter_order_types = models.JSONField(
+        default=list, blank=True, help_text="Only these orderTypes (empty: all)."
+    )
+    filter_order_states = models.JSONField(
+        default=list, blank=True, help_text="Only these orderStates (empty: all)."
+    )
+    filter_sales_channels = models.JSONField(
+        default=list, blank=True, help_text="Only these salesChannelCodes (empty: all)."
+    )
+    max_attempts = models.PositiveIntegerField(
+        default=DEFAULT_MAX_ATTEMPTS,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Failed sends of an order before it is parked (12 is about four days).",
+    )
+    auth_type = models.CharField(max_length=8, choices=AuthType.choices, default=AuthType.NONE)
+    auth_username = models.CharField(
+        max_length=200, blank=True, help_text="Basic: the user name. Custom header: its name."
+    )
+    auth_secret_encrypted = models.TextField(blank=True, editable=False)
+    signing_secret_encrypted = models.TextField(editable=False)
+
+    next_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # One execution per endpoint at a time: the execution holding the lease, until when.
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(
+        excluded_fields=[
+            "auth_secret_encrypted",
+            "signing_secret_encrypted",
+            "next_sync_at",
+            "last_run_at",
+            "lease_owner",
+            "lease_until",
+        ]
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["is_active", "next_sync_at"], name="endpoint_due_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def signing_secret(self) -> str:
+        return crypto.decrypt(self.signing_secret_encrypted)
+
+    @signing_secret.setter
+    def signing_secret(self, value: str) -> None:
+        self.signing_secret_encrypted = crypto.encrypt(value)
+
+    @property
+    def auth_secret(self) -> str:
+        return crypto.decrypt(self.auth_secret_encrypted)
+
+    @auth_secret.setter
+    def auth_secret(self, value: str) -> None:
+        self.auth_secret_encrypted = crypto.encrypt(value)
+
+    def is_due(self, now: dt.datetime | None = None) -> bool:
+        """Return whether a scheduled execution should start now."""
+        now = now or timezone.now()
+        return self.is_active and (self.next_sync_at is None or self.next_sync_at <= now)
+
+    def accepts(self, order_type: str, order_state: str, sales_channel_code: str) -> bool:
+        """Return whether an order with these values passes the endpoint's filters."""
+        return (
+            (not self.filter_order_types or order_type in self.filter_order_types)
+            and (not self.filter_order_states or order_state in self.filter_order_states)
+            and (not self.filter_sales_channels or sales_channel_code in self.filter_sales_channels)
+        )

@@ -1,0 +1,48 @@
+"""Which CRM URLs we may POST to: http(s) only, and never into our own networks (SSRF).
+
+Checked when an endpoint is saved and again before every send, since DNS can change.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS lifts the network rule for local development and tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+
+class UnsafeURL(ValueError):
+    """The URL may not be used as a webhook target; the message says why."""
+
+
+def _blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast
+
+
+def check_url(url: str) -> None:
+    """Raise UnsafeURL unless `url` is http(s) and every address its host resolves to is public."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeURL("Only http:// and https:// URLs are allowed.")
+    if not parts.hostname:
+        raise UnsafeURL("The URL has no host.")
+    if parts.username or parts.password:
+        raise UnsafeURL("Put credentials in the endpoint's authentication, not in the URL.")
+    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, ValueError) as error:
+        raise UnsafeURL(f"The host {parts.hostname!r} does not resolve ({error}).") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if _blocked(address):
+            raise UnsafeURL(
+                f"{parts.hostname} resolves to {address}, a loopback, private, link-local or "
+                "reserved address: not allowed for a CRM endpoint."
+            )
