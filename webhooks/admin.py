@@ -21,6 +21,7 @@ from .url_safety import UnsafeURL, check_url
 
 
 class EndpointForm(forms.ModelForm):
+    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https")
     filter_order_types = forms.MultipleChoiceField(
         choices=OrderType.choices,
         required=False,
