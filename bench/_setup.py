@@ -37,7 +37,10 @@ def django_setup(db_name: str, *, keep: bool = False) -> str:
         os.environ["DATABASE_URL"] = f"sqlite:///{path}"
         label = "SQLite (WAL)"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ["DEBUG"] = "false"  # DEBUG keeps every query in memory: not what production does
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault(
+        "LOG_LEVEL", "WARNING"
+    )  # DEBUG keeps every query in memory: not what production does
     import django
     from django.core.management import call_command
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 import time
 
@@ -39,14 +40,19 @@ def webhook(request: HttpRequest) -> HttpResponse:
     if not receiver.signing_secret:
         return JsonResponse({"error": "The demo CRM has no signing secret configured."}, status=503)
     try:
-        body = Webhook(receiver.signing_secret).verify(request.body, dict(request.headers))
-    except WebhookVerificationError as error:
+        Webhook(receiver.signing_secret).verify(
+            request.body, dict(request.headers), json_parse=False
+        )
+    except (WebhookVerificationError, ValueError) as error:  # a garbled header is a ValueError
         return JsonResponse({"error": f"Signature: {error}"}, status=401)
     if receiver.failure_rate and random.random() < receiver.failure_rate:
         return JsonResponse({"error": "Injected failure (demo fault knob)."}, status=500)
     try:
+        body = json.loads(request.body)
+        if not isinstance(body, dict):
+            raise TypeError("the payload is not a JSON object")
         result = crm_apply_payload(body=body)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         return JsonResponse({"error": f"Malformed payload: {error!r}"}, status=400)
     return JsonResponse({"applied": result.applied, "ignored": result.ignored})
 

@@ -112,7 +112,8 @@ class PendingOrderAdmin(admin.ModelAdmin):
     )
     list_filter = (ParkedFilter, "endpoint", "reason")
     list_select_related = ("endpoint",)
-    search_fields = ("=order__order_id",)
+    search_fields = ("order__order_id",)  # shows the box; see get_search_results
+    search_help_text = "Exact orderId."
     actions = ("replay",)
     show_full_result_count = False
 
@@ -121,6 +122,17 @@ class PendingOrderAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[PendingOrder], search_term: str
+    ) -> tuple[QuerySet[PendingOrder], bool]:
+        # Equality on the indexed order column, not the admin's case-insensitive text match.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if not term.isdigit() or int(term) >= 2**63:
+            return queryset.none(), False
+        return queryset.filter(order_id=int(term)), False
 
     @admin.action(description="Replay the selected parked orders (fresh retry budget)")
     def replay(self, request: HttpRequest, queryset: QuerySet[PendingOrder]) -> None:

@@ -99,6 +99,8 @@ def post_payload(
         return SendResult(False, None, elapsed(), error=f"Timeout: {type(error).__name__}")
     except httpx.HTTPError as error:
         return SendResult(False, None, elapsed(), error=f"{type(error).__name__}: {error}")
+    except (UnicodeError, ValueError) as error:  # e.g. a stored auth value httpx cannot encode
+        return SendResult(False, None, elapsed(), error=f"Cannot send: {error}")
     excerpt = response.content[:EXCERPT_BYTES].decode("utf-8", "replace")
     code = response.status_code
     if 200 <= code < 300:

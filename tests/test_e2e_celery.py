@@ -37,7 +37,7 @@ def redis_up() -> bool:
 pytestmark = [
     pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL"),
     pytest.mark.skipif(not redis_up(), reason="needs Redis on 127.0.0.1:6379"),
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 

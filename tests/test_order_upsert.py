@@ -171,7 +171,7 @@ def test_bulk_upsert_query_count_does_not_grow_per_order(small, large):
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_changes_of_one_order_get_distinct_versions():
     """Two writers changing the same order at once: versions 2 and 3, never 2 twice."""
     data = order_data()
@@ -197,7 +197,7 @@ def test_concurrent_changes_of_one_order_get_distinct_versions():
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_creates_of_one_new_order_never_share_a_version():
     data = order_data()
     barrier = threading.Barrier(3)

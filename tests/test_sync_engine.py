@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import threading
 import time
@@ -465,7 +466,7 @@ def test_a_crash_mid_execution_loses_nothing(endpoint_and_crm, monkeypatch):
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_executions_of_one_endpoint_at_once_one_proceeds(endpoint_and_crm, httpserver):
     endpoint, crm = endpoint_and_crm()
     create_orders(3)
@@ -585,3 +586,33 @@ def test_the_queries_of_an_execution_are_bounded_per_payload_not_per_order(endpo
     per_payload = two_payloads - one_full_payload
     assert 0 < per_payload <= 8
     assert json.dumps(crm.bodies[-1])  # the CRM got real payloads
+
+
+def test_rotate_field_key_reencrypts_secrets_under_the_new_key(db, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from webhooks import crypto
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEY = old
+    crypto._fernet.cache_clear()
+    try:
+        endpoint, secret = endpoint_create(
+            data={
+                "name": "e",
+                "url": "http://127.0.0.1:9/a",
+                "auth_type": AuthType.BEARER,
+                "auth_secret": "tok",
+            }
+        )
+        settings.FIELD_ENCRYPTION_KEY = f"{new},{old}"
+        crypto._fernet.cache_clear()
+        call_command("rotate_field_key", stdout=io.StringIO())
+        settings.FIELD_ENCRYPTION_KEY = new  # the old key is gone now
+        crypto._fernet.cache_clear()
+        endpoint.refresh_from_db()
+        assert (endpoint.signing_secret, endpoint.auth_secret) == (secret, "tok")
+        assert secret not in endpoint.signing_secret_encrypted
+    finally:
+        crypto._fernet.cache_clear()

@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -16,7 +16,7 @@ from sync import selectors
 from sync import services as sync_services
 
 from . import services
-from .models import Endpoint
+from .models import HEADER_VALUE, Endpoint
 from .url_safety import UnsafeURL, check_url
 
 
@@ -71,6 +71,12 @@ class EndpointForm(forms.ModelForm):
     def clean_filter_sales_channels(self) -> list[str]:
         text = self.cleaned_data["filter_sales_channels"]
         return [c.strip() for c in text.split(",") if c.strip()]
+
+    def clean_auth_secret(self) -> str:
+        secret = self.cleaned_data["auth_secret"]
+        if not HEADER_VALUE.fullmatch(secret):
+            raise ValidationError("Printable ASCII only: it travels in an HTTP header.")
+        return secret
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
@@ -164,7 +170,7 @@ class EndpointAdmin(SimpleHistoryAdmin):
         return endpoint.parked_count  # type: ignore[attr-defined]
 
     def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
-        data = {name: form.cleaned_data[name] for name in form.Meta.fields}
+        data = {name: form.cleaned_data[name] for name in EndpointForm.Meta.fields}
         data["auth_secret"] = form.cleaned_data.get("auth_secret") or ""
         if change:
             services.endpoint_update(endpoint=obj, data=data)
@@ -193,7 +199,7 @@ class EndpointAdmin(SimpleHistoryAdmin):
     def _endpoint(self, request: HttpRequest, pk: int) -> Endpoint:
         endpoint = get_object_or_404(Endpoint, pk=pk)
         if not self.has_change_permission(request, endpoint):
-            raise PermissionError
+            raise PermissionDenied
         return endpoint
 
     def _back(self, pk: int) -> HttpResponseRedirect:

@@ -119,10 +119,12 @@ class EndpointViewSet(viewsets.ModelViewSet):
     def replay(self, request: Request, pk: str) -> Response:
         """Send parked orders again at the next execution: all of them, or `orderIds`."""
         endpoint = self.get_object()
-        order_ids = request.data.get("orderIds") if isinstance(request.data, dict) else None
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": 'Send {"orderIds": [...]}, or {} to replay all.'})
+        order_ids = request.data.get("orderIds")
         pending = selectors.parked_orders(endpoint_id=endpoint.pk)
         if order_ids is not None:
-            if not isinstance(order_ids, list) or not all(isinstance(i, int) for i in order_ids):
+            if not isinstance(order_ids, list) or not all(type(i) is int for i in order_ids):
                 raise ValidationError({"orderIds": ["A list of integer orderIds."]})
             pending = pending.filter(order_id__in=order_ids)
         return Response({"replayed": outbox.outbox_replay(pending=pending)})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -34,6 +36,13 @@ class AuthType(models.TextChoices):
     BASIC = "BASIC", "HTTP Basic"
     BEARER = "BEARER", "Bearer token"
     HEADER = "HEADER", "Custom header"
+
+
+HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}")
+HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
+)
 
 
 def new_signing_secret() -> str:
@@ -129,6 +138,25 @@ class Endpoint(models.Model):
     @auth_secret.setter
     def auth_secret(self, value: str) -> None:
         self.auth_secret_encrypted = crypto.encrypt(value)
+
+    def clean(self) -> None:
+        """Extra authentication must fit in an HTTP header, and not replace a signed one."""
+        errors: dict[str, str] = {}
+        if self.auth_type == AuthType.HEADER:
+            name = self.auth_username
+            if not HEADER_NAME.fullmatch(name):
+                errors["auth_username"] = "A header name: letters, digits and - only."
+            elif name.lower() in RESERVED_HEADERS or name.lower().startswith("webhook-"):
+                errors["auth_username"] = f"{name} is set by the sync engine itself."
+        if self.auth_type != AuthType.NONE:
+            for field, value in (
+                ("auth_username", self.auth_username),
+                ("auth_secret", self.auth_secret),
+            ):
+                if field not in errors and not HEADER_VALUE.fullmatch(value or ""):
+                    errors[field] = "Printable ASCII only: it travels in an HTTP header."
+        if errors:
+            raise ValidationError(errors)
 
     def is_due(self, now: dt.datetime | None = None) -> bool:
         """Return whether a scheduled execution should start now."""
