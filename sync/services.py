@@ -60,7 +60,8 @@ def lease_release(*, endpoint_id: int, owner: str) -> None:
 def execution_run(*, endpoint_id: int, trigger: str = RunTrigger.SCHEDULE) -> SyncRun | None:
     """Run one execution for the endpoint now, in this process.
 
-    Returns the SyncRun, or None when another execution holds the endpoint or it is paused.
+    Returns the SyncRun; None when another execution holds the endpoint, it is paused, or a
+    scheduled execution finds nothing due.
     """
     owner = uuid.uuid4().hex
     now = timezone.now()
@@ -75,18 +76,23 @@ def execution_run(*, endpoint_id: int, trigger: str = RunTrigger.SCHEDULE) -> Sy
         SyncRun.objects.filter(endpoint_id=endpoint_id, status=RunStatus.RUNNING).update(
             status=RunStatus.FAILED, finished_at=now, note="The worker stopped mid-execution."
         )
-        run = SyncRun.objects.create(endpoint=endpoint, trigger=trigger, started_at=now)
-        _execute(run, endpoint, owner)
+        claimed = outbox.outbox_claim(endpoint=endpoint, limit=endpoint.max_orders_per_run, now=now)
+        if not claimed and trigger == RunTrigger.SCHEDULE:
+            # Nothing due: a scheduled tick leaves no empty execution behind (1440 a day).
+            Endpoint.objects.filter(pk=endpoint_id).update(last_run_at=now)
+            return None
+        run = SyncRun.objects.create(
+            endpoint=endpoint, trigger=trigger, started_at=now, orders_claimed=len(claimed)
+        )
+        _execute(run, endpoint, owner, claimed)
         return run
     finally:
         lease_release(endpoint_id=endpoint_id, owner=owner)
 
 
-def _execute(run: SyncRun, endpoint: Endpoint, owner: str) -> None:
-    claimed = outbox.outbox_claim(
-        endpoint=endpoint, limit=endpoint.max_orders_per_run, now=run.started_at
-    )
-    run.orders_claimed = len(claimed)
+def _execute(
+    run: SyncRun, endpoint: Endpoint, owner: str, claimed: Sequence[outbox.Claimed]
+) -> None:
     consecutive_failures = 0
     with sending.new_client() as client:
         for start in range(0, len(claimed), endpoint.orders_per_payload):

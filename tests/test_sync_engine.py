@@ -19,7 +19,7 @@ from werkzeug import Request, Response
 from orders.models import Order
 from orders.services import order_data_from_instance, order_upsert, orders_bulk_upsert
 from sync import outbox, sending, services
-from sync.models import Delivery, PendingOrder, RunStatus, SyncReason, SyncRun
+from sync.models import Delivery, PendingOrder, RunStatus, RunTrigger, SyncReason, SyncRun
 from sync.outbox import retry_delay
 from tests.factories import create_orders, order_data, orders_data
 from webhooks.models import AuthType, Endpoint
@@ -64,7 +64,7 @@ def endpoint_and_crm(httpserver):
 
 
 def run(endpoint: Endpoint) -> SyncRun:
-    result = services.execution_run(endpoint_id=endpoint.pk)
+    result = services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
     assert result is not None
     return result
 
@@ -616,3 +616,13 @@ def test_rotate_field_key_reencrypts_secrets_under_the_new_key(db, settings):
         assert secret not in endpoint.signing_secret_encrypted
     finally:
         crypto._fernet.cache_clear()
+
+
+def test_a_scheduled_tick_with_nothing_due_leaves_no_execution_behind(endpoint_and_crm):
+    endpoint, _ = endpoint_and_crm()
+    assert services.execution_run(endpoint_id=endpoint.pk) is None
+    assert not SyncRun.objects.exists()
+    endpoint.refresh_from_db()
+    assert endpoint.last_run_at is not None
+    create_orders(1)
+    assert services.execution_run(endpoint_id=endpoint.pk).orders_delivered == 1
