@@ -35,3 +35,17 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return JsonResponse({"detail": "Server error. It has been logged."}, status=500)
     return html_server_error(request)
+
+
+def require(*perms: str) -> type:
+    """A DRF permission class: authenticated, and holding every Django permission named."""
+    from rest_framework.permissions import IsAuthenticated
+
+    class HasPerms(IsAuthenticated):
+        message = f"You need the permission(s): {', '.join(perms)}."
+
+        def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+            return super().has_permission(request, view) and request.user.has_perms(perms)
+
+    HasPerms.__name__ = f"Require({', '.join(perms)})"
+    return HasPerms

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from orders.api import OrderViewSet
-from sync.api import RunViewSet
+from sync.api import ImportViewSet, RunViewSet
 from webhooks.api import EndpointViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -13,6 +13,7 @@ router.include_root_view = False
 router.register("orders", OrderViewSet, basename="order")
 router.register("endpoints", EndpointViewSet, basename="endpoint")
 router.register("runs", RunViewSet, basename="run")
+router.register("initial-imports", ImportViewSet, basename="initial-import")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

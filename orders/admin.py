@@ -2,14 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import widgets
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from sync.imports import initial_import_flag_selection
+from webhooks.models import Endpoint
 
 from . import services
 from .models import Movement, Operation, Order
@@ -128,6 +135,7 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = (OperationInline, MovementInline)
     paginator = CappedCountPaginator
     show_full_result_count = False
+    actions = ("flag_for_initial_import",)
     list_per_page = 100
     fieldsets = (
         (
@@ -193,6 +201,51 @@ class OrderAdmin(admin.ModelAdmin):
         if int(term) < 2**63:
             ids.append(int(term))
         return queryset.filter(order_id__in=ids), False
+
+    def has_flag_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sync.add_initialimport")
+
+    @admin.action(description="Flag for initial import to a CRM…", permissions=["flag"])
+    def flag_for_initial_import(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> TemplateResponse | None:
+        """An intermediate page picks the endpoint; then the selection is flagged."""
+        endpoints = Endpoint.objects.filter(is_active=True)
+        chosen = request.POST.get("endpoint")
+        if chosen:
+            endpoint = endpoints.filter(pk=chosen).first()
+            if endpoint is None:
+                self.message_user(request, "Choose an active endpoint.", messages.ERROR)
+                return None
+            try:
+                record = initial_import_flag_selection(
+                    endpoint=endpoint, orders=queryset, requested_by=request.user
+                )
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+                return None
+            self.message_user(
+                request,
+                format_html(
+                    '{} orders flagged for {}: <a href="{}">follow the import</a>.',
+                    record.flagged,
+                    endpoint.name,
+                    reverse("admin:sync_initialimport_change", args=[record.pk]),
+                ),
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Flag the selected orders for an initial import",
+            "opts": self.model._meta,
+            "endpoints": endpoints,
+            "queryset": queryset,
+            "count": queryset.count(),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "select_across": request.POST.get("select_across", "0"),
+        }
+        return TemplateResponse(request, "admin/orders/order/flag_for_import.html", context)
 
     @admin.display(description="sale amount", ordering="sale_amount")
     def sale(self, order: Order) -> str:

@@ -2,12 +2,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import widgets as admin_widgets
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from . import outbox
-from .models import Delivery, PendingOrder, SyncRun
+from orders.models import OrderState, OrderType
+from webhooks.models import Endpoint
+
+from . import imports, outbox
+from .models import Delivery, InitialImport, PendingOrder, SyncRun
 
 
 class DeliveryInline(admin.TabularInline):
@@ -138,3 +149,165 @@ class PendingOrderAdmin(admin.ModelAdmin):
     def replay(self, request: HttpRequest, queryset: QuerySet[PendingOrder]) -> None:
         count = outbox.outbox_replay(pending=queryset)
         messages.success(request, f"{count} parked orders will be sent at the next execution.")
+
+
+class ImportForm(forms.Form):
+    endpoint = forms.ModelChoiceField(queryset=Endpoint.objects.filter(is_active=True))
+    created_from = forms.SplitDateTimeField(
+        label="Created from",
+        widget=admin_widgets.AdminSplitDateTime,
+        help_text="Inclusive, UTC.",
+    )
+    created_to = forms.SplitDateTimeField(
+        label="Created before",
+        widget=admin_widgets.AdminSplitDateTime,
+        help_text="Exclusive, UTC.",
+    )
+    order_types = forms.MultipleChoiceField(
+        choices=OrderType.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: all.",
+    )
+    order_states = forms.MultipleChoiceField(
+        choices=OrderState.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: all.",
+    )
+    sales_channels = forms.CharField(required=False, help_text="Comma-separated codes; empty: all.")
+
+    def clean_sales_channels(self) -> list[str]:
+        return [c.strip() for c in self.cleaned_data["sales_channels"].split(",") if c.strip()]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start >= end:
+            self.add_error("created_to", "Must be after “created from”.")
+        return data
+
+    def timeframe(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "created_from": data["created_from"],
+            "created_to": data["created_to"],
+            "order_types": data["order_types"],
+            "order_states": data["order_states"],
+            "sales_channels": data["sales_channels"],
+        }
+
+
+@admin.register(InitialImport)
+class InitialImportAdmin(admin.ModelAdmin):
+    """Support staff flag a timeframe for an endpoint (preview, then confirm) and watch it drain."""
+
+    list_display = (
+        "id",
+        "endpoint",
+        "description",
+        "requested_by",
+        "requested_at",
+        "flagged",
+        "progress_bar",
+        "state",
+    )
+    list_filter = ("status", "endpoint")
+    list_select_related = ("endpoint", "requested_by")
+    change_form_template = "admin/sync/initialimport/progress.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return imports.imports_with_counts()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # nothing to edit; cancel has its own button and permission
+
+    @admin.display(description="progress")
+    def progress_bar(self, record: InitialImport) -> str:
+        progress = imports.initial_import_progress(record)
+        return format_html(
+            '<progress max="100" value="{}" style="width:10em"></progress> {}% '
+            "<small>({} delivered, {} pending, {} parked)</small>",
+            progress.percent,
+            progress.percent,
+            progress.delivered,
+            progress.pending,
+            progress.parked,
+        )
+
+    @admin.display(description="state")
+    def state(self, record: InitialImport) -> str:
+        return imports.initial_import_progress(record).state
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:pk>/cancel/",
+                self.admin_site.admin_view(require_POST(self.cancel_view)),
+                name="sync_initialimport_cancel",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportForm(request.POST or None)
+        estimate = None
+        if request.method == "POST" and form.is_valid():
+            endpoint = form.cleaned_data["endpoint"]
+            if "_confirm" in request.POST:
+                try:
+                    record = imports.initial_import_create(
+                        endpoint=endpoint, requested_by=request.user, **form.timeframe()
+                    )
+                except ValidationError as error:
+                    for message in error.messages:
+                        form.add_error(None, message)
+                else:
+                    messages.success(
+                        request, f"{record.flagged} orders flagged for {endpoint.name}."
+                    )
+                    return HttpResponseRedirect(
+                        reverse("admin:sync_initialimport_change", args=[record.pk])
+                    )
+            else:
+                orders = imports.timeframe_orders(**form.timeframe())
+                estimate = imports.initial_import_estimate(endpoint=endpoint, orders=orders)
+                if not estimate.orders:
+                    form.add_error(None, "No order was created in that timeframe: nothing to flag.")
+                    estimate = None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Initial import: flag older orders for a CRM",
+            "opts": self.model._meta,
+            "form": form,
+            "estimate": estimate,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/sync/initialimport/flag.html", context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ):
+        record = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, record):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": str(record),
+            "opts": self.model._meta,
+            "original": record,
+            "progress": imports.initial_import_progress(record),
+            "can_cancel": request.user.has_perm("sync.change_initialimport")
+            and record.status == InitialImport.Status.ACTIVE,
+        }
+        return TemplateResponse(request, self.change_form_template, context)
+
+    def cancel_view(self, request: HttpRequest, pk: int) -> HttpResponseRedirect:
+        if not request.user.has_perm("sync.change_initialimport"):
+            raise PermissionDenied
+        record = get_object_or_404(InitialImport, pk=pk)
+        removed = imports.initial_import_cancel(initial_import=record)
+        messages.success(request, f"Cancelled: {removed} unsent orders removed from the outbox.")
+        return HttpResponseRedirect(reverse("admin:sync_initialimport_change", args=[pk]))

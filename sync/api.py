@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import django_filters
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from . import selectors
-from .models import Delivery, SyncRun
+from config.api import require
+from orders.models import OrderState, OrderType
+
+from . import imports, selectors
+from .models import Delivery, InitialImport, SyncRun
 
 
 class DeliverySerializer(serializers.ModelSerializer):
@@ -86,3 +93,79 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.runs_with_deliveries()
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    """Dates (`2026-01-01`, midnight UTC) or datetimes with offset; half-open [from, to)."""
+
+    createdFrom = serializers.DateTimeField(source="created_from")
+    createdTo = serializers.DateTimeField(source="created_to")
+    filterOrderTypes = serializers.ListField(
+        source="order_types", child=serializers.ChoiceField(OrderType.choices), required=False
+    )
+    filterOrderStates = serializers.ListField(
+        source="order_states", child=serializers.ChoiceField(OrderState.choices), required=False
+    )
+    filterSalesChannels = serializers.ListField(
+        source="sales_channels", child=serializers.CharField(max_length=32), required=False
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["created_from"] >= attrs["created_to"]:
+            raise serializers.ValidationError({"createdTo": ["Must be after createdFrom."]})
+        return attrs
+
+
+class EstimateSerializer(serializers.Serializer):
+    orders = serializers.IntegerField(help_text="Orders the import would flag.")
+    backlog = serializers.IntegerField(help_text="Orders the endpoint has pending already.")
+    executions = serializers.IntegerField()
+    eta = serializers.DateTimeField(allow_null=True)
+
+
+class ImportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    endpoint = serializers.IntegerField(source="endpoint_id")
+    requestedBy = serializers.CharField(source="requested_by", allow_null=True)
+    requestedAt = serializers.DateTimeField(source="requested_at")
+    createdFrom = serializers.DateTimeField(source="created_from", allow_null=True)
+    createdTo = serializers.DateTimeField(source="created_to", allow_null=True)
+    description = serializers.CharField()
+    status = serializers.CharField()
+    flagged = serializers.IntegerField()
+    queued = serializers.IntegerField()
+    delivered = serializers.IntegerField(source="progress.delivered")
+    pending = serializers.IntegerField(source="progress.pending")
+    parked = serializers.IntegerField(source="progress.parked")
+    removed = serializers.IntegerField()
+    percent = serializers.IntegerField(source="progress.percent")
+    state = serializers.CharField(source="progress.state")
+    eta = serializers.DateTimeField(source="progress.eta", allow_null=True)
+
+    def to_representation(self, instance: InitialImport) -> dict:
+        instance.progress = imports.initial_import_progress(instance)  # type: ignore[attr-defined]
+        return super().to_representation(instance)
+
+
+class ImportViewSet(viewsets.ReadOnlyModelViewSet):
+    """Initial imports with their progress; support staff may cancel them."""
+
+    serializer_class = ImportSerializer
+    filterset_fields: list[str] = []
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        query = imports.imports_with_counts()
+        endpoint = self.request.query_params.get("endpoint")
+        return query.filter(endpoint_id=endpoint) if endpoint and endpoint.isdigit() else query
+
+    @extend_schema(request=None, responses={200: ImportSerializer})
+    @action(
+        detail=True, methods=["post"], permission_classes=[require("sync.change_initialimport")]
+    )
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Remove what the import queued and has not sent; what was sent stays sent."""
+        record = self.get_object()
+        imports.initial_import_cancel(initial_import=record)
+        return Response(
+            ImportSerializer(self.get_queryset().get(pk=record.pk)).data, status=status.HTTP_200_OK
+        )

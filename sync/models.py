@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from orders.models import Order
@@ -16,6 +17,49 @@ class SyncReason(models.TextChoices):
 
 # Day-to-day changes go before an initial-import backlog in every execution.
 PRIORITY = {SyncReason.CHANGE: 0, SyncReason.RESYNC: 0, SyncReason.INITIAL_IMPORT: 1}
+
+
+class InitialImport(models.Model):
+    """Support staff flagged the orders of a timeframe (or a selection) for one endpoint.
+
+    Progress is read from the outbox rows that carry this import: pending, parked, and the
+    rest of what it queued, delivered.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "ACTIVE", "In progress"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="imports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField()
+    created_from = models.DateTimeField(
+        null=True, blank=True, help_text="Orders created at or after (inclusive)."
+    )
+    created_to = models.DateTimeField(null=True, blank=True, help_text="…and before (exclusive).")
+    filter_order_types = models.JSONField(default=list, blank=True)
+    filter_order_states = models.JSONField(default=list, blank=True)
+    filter_sales_channels = models.JSONField(default=list, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    flagged = models.PositiveIntegerField(default=0, help_text="Orders the import matched.")
+    queued = models.PositiveIntegerField(
+        default=0, help_text="Of those, the ones this import queued (others were queued already)."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    removed = models.PositiveIntegerField(default=0, help_text="Unsent orders the cancel removed.")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Initial import {self.pk} → {self.endpoint}"
 
 
 class PendingOrder(models.Model):
@@ -36,6 +80,10 @@ class PendingOrder(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     parked_at = models.DateTimeField(null=True, blank=True)
+    # The initial import that queued this row, for its progress; kept when the row is updated.
+    initial_import = models.ForeignKey(
+        InitialImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="pending"
+    )
 
     class Meta:
         constraints = [

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from orders.models import Order
 from webhooks.models import Endpoint
 
 from .models import PRIORITY, PendingOrder, SyncReason
@@ -72,7 +73,7 @@ def outbox_record(
     endpoints = list(Endpoint.objects.all() if endpoints is None else endpoints)
     priority = PRIORITY[SyncReason(reason)]
     rows = [
-        (endpoint.pk, o.order_id, o.version, reason, priority, now, now, 0, "", None)
+        (endpoint.pk, o.order_id, o.version, reason, priority, now, now, 0, "", None, None)
         for endpoint in endpoints
         for o in orders
         if endpoint.accepts(o.order_type, o.order_state, o.sales_channel_code)
@@ -92,12 +93,33 @@ _COLUMNS = (
     "attempts",
     "last_error",
     "parked_at",
+    "initial_import_id",
 )
 
 
+def _on_conflict(table: str) -> str:
+    """What happens to an order already pending for the endpoint: one row, newest version,
+    the more urgent reason, un-parked with a fresh budget, its initial import kept."""
+    return (
+        "ON CONFLICT (endpoint_id, order_id) DO UPDATE SET "
+        f"version = CASE WHEN excluded.version > {table}.version "
+        f"  THEN excluded.version ELSE {table}.version END, "
+        f"reason = CASE WHEN excluded.priority <= {table}.priority "
+        f"  THEN excluded.reason ELSE {table}.reason END, "
+        f"priority = CASE WHEN excluded.priority < {table}.priority "
+        f"  THEN excluded.priority ELSE {table}.priority END, "
+        f"attempts = CASE WHEN {table}.parked_at IS NULL THEN {table}.attempts ELSE 0 END, "
+        f"due_at = CASE WHEN {table}.parked_at IS NULL THEN {table}.due_at "
+        "  ELSE excluded.due_at END, "
+        f"last_error = CASE WHEN {table}.parked_at IS NULL THEN {table}.last_error "
+        "  ELSE '' END, "
+        "parked_at = NULL, "
+        f"initial_import_id = COALESCE({table}.initial_import_id, excluded.initial_import_id)"
+    )
+
+
 def _upsert(rows: list[tuple]) -> None:
-    table = PendingOrder._meta.db_table
-    old = connection.ops.quote_name(table)
+    table = connection.ops.quote_name(PendingOrder._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
     placeholders = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     with connection.cursor() as cursor:
@@ -109,23 +131,46 @@ def _upsert(rows: list[tuple]) -> None:
                 for value in row
             ]
             cursor.execute(
-                f"INSERT INTO {old} ({', '.join(_COLUMNS)}) "  # noqa: S608 (no user input)
-                f"VALUES {', '.join([placeholders] * len(batch))} "
-                "ON CONFLICT (endpoint_id, order_id) DO UPDATE SET "
-                f"version = CASE WHEN excluded.version > {old}.version "
-                f"  THEN excluded.version ELSE {old}.version END, "
-                f"reason = CASE WHEN excluded.priority <= {old}.priority "
-                f"  THEN excluded.reason ELSE {old}.reason END, "
-                f"priority = CASE WHEN excluded.priority < {old}.priority "
-                f"  THEN excluded.priority ELSE {old}.priority END, "
-                f"attempts = CASE WHEN {old}.parked_at IS NULL THEN {old}.attempts ELSE 0 END, "
-                f"due_at = CASE WHEN {old}.parked_at IS NULL THEN {old}.due_at "
-                "  ELSE excluded.due_at END, "
-                f"last_error = CASE WHEN {old}.parked_at IS NULL THEN {old}.last_error "
-                "  ELSE '' END, "
-                "parked_at = NULL",
+                f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "  # noqa: S608 (no user input)
+                f"VALUES {', '.join([placeholders] * len(batch))} {_on_conflict(table)}",
                 params,
             )
+
+
+def outbox_flag(
+    *,
+    endpoint: Endpoint,
+    orders: QuerySet[Order],
+    reason: str,
+    initial_import_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Make every order of `orders` (that the endpoint's filters accept) pending for the
+    endpoint at its current version, in one INSERT … SELECT; return how many were flagged.
+
+    Set-based: a million orders never pass through Python.
+    """
+    now = now or timezone.now()
+    if endpoint.filter_order_types:
+        orders = orders.filter(order_type__in=endpoint.filter_order_types)
+    if endpoint.filter_order_states:
+        orders = orders.filter(order_state__in=endpoint.filter_order_states)
+    if endpoint.filter_sales_channels:
+        orders = orders.filter(sales_channel_code__in=endpoint.filter_sales_channels)
+    select_sql, select_params = (
+        orders.order_by().values_list("order_id", "sync_version").query.sql_with_params()
+    )
+    table = connection.ops.quote_name(PendingOrder._meta.db_table)
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    priority = PRIORITY[SyncReason(reason)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "  # noqa: S608 (no user input)
+            "SELECT %s, flagged.order_id, flagged.sync_version, %s, %s, %s, %s, 0, '', NULL, %s "
+            f"FROM ({select_sql}) AS flagged WHERE true {_on_conflict(table)}",
+            [endpoint.pk, reason, priority, stamp, stamp, initial_import_id, *select_params],
+        )
+        return cursor.rowcount
 
 
 def outbox_claim(*, endpoint: Endpoint, limit: int, now: dt.datetime) -> list[Claimed]:

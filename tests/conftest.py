@@ -7,7 +7,8 @@ from tests.factories import UserFactory
 
 @pytest.fixture
 def user(db):
-    return UserFactory()
+    """An API user who may do everything (roles are tested with their own users)."""
+    return UserFactory(is_superuser=True)
 
 
 @pytest.fixture

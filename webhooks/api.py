@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from sync import outbox, selectors
+from config.api import require
+from sync import imports, outbox, selectors
 from sync import services as sync_services
+from sync.api import EstimateSerializer, ImportRequestSerializer, ImportSerializer
 
 from . import services
 from .models import Endpoint
@@ -44,8 +47,12 @@ class ParkedPagination(CursorPagination):
 
 
 class EndpointViewSet(viewsets.ModelViewSet):
+    """CRM endpoints. Reading needs a login; changing them, the endpoint permissions
+    (integrators); flagging an import or replaying parked orders, the support permissions."""
+
     serializer_class = EndpointSerializer
     pagination_class = None  # a handful of CRMs, not thousands
+    permission_classes = [DjangoModelPermissions]
 
     def get_queryset(self) -> Any:
         return selectors.endpoints_with_backlog().order_by("name", "id")
@@ -82,7 +89,7 @@ class EndpointViewSet(viewsets.ModelViewSet):
         request=None,
         responses={202: inline_serializer("Queued", {"queued": serializers.BooleanField()})},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[require("webhooks.change_endpoint")])
     def run(self, request: Request, pk: str) -> Response:
         """Queue one execution now (it is skipped if one is already running)."""
         endpoint = self.get_object()
@@ -95,13 +102,23 @@ class EndpointViewSet(viewsets.ModelViewSet):
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: SecretSerializer})
-    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="rotate-secret",
+        permission_classes=[require("webhooks.change_endpoint")],
+    )
     def rotate_secret(self, request: Request, pk: str) -> Response:
         """Replace the signing secret; the answer is the only time the new one is shown."""
         return Response({"secret": services.endpoint_rotate_secret(endpoint=self.get_object())})
 
     @extend_schema(responses={200: ParkedSerializer(many=True)})
-    @action(detail=True, methods=["get"], pagination_class=ParkedPagination)
+    @action(
+        detail=True,
+        methods=["get"],
+        pagination_class=ParkedPagination,
+        permission_classes=[IsAuthenticated],
+    )
     def parked(self, request: Request, pk: str) -> Response:
         """Orders that used up their retry budget, newest first, with the last error."""
         endpoint = self.get_object()
@@ -115,7 +132,12 @@ class EndpointViewSet(viewsets.ModelViewSet):
         ),
         responses={200: inline_serializer("Replayed", {"replayed": serializers.IntegerField()})},
     )
-    @action(detail=True, methods=["post"], url_path="parked/replay")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="parked/replay",
+        permission_classes=[require("sync.change_pendingorder")],
+    )
     def replay(self, request: Request, pk: str) -> Response:
         """Send parked orders again at the next execution: all of them, or `orderIds`."""
         endpoint = self.get_object()
@@ -128,3 +150,37 @@ class EndpointViewSet(viewsets.ModelViewSet):
                 raise ValidationError({"orderIds": ["A list of integer orderIds."]})
             pending = pending.filter(order_id__in=order_ids)
         return Response({"replayed": outbox.outbox_replay(pending=pending)})
+
+    @extend_schema(
+        request=ImportRequestSerializer,
+        responses={201: ImportSerializer, 200: EstimateSerializer},
+        parameters=[
+            OpenApiParameter("dryRun", bool, description="Only count and estimate; flag nothing.")
+        ],
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="initial-imports",
+        permission_classes=[require("sync.add_initialimport")],
+    )
+    def initial_imports(self, request: Request, pk: str) -> Response:
+        """Flag every order created in [createdFrom, createdTo) for this endpoint."""
+        endpoint = self.get_object()
+        serializer = ImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
+            orders = imports.timeframe_orders(**data)
+            estimate = imports.initial_import_estimate(endpoint=endpoint, orders=orders)
+            return Response(EstimateSerializer(estimate).data)
+        try:
+            record = imports.initial_import_create(
+                endpoint=endpoint, requested_by=request.user, **data
+            )
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
+        return Response(
+            ImportSerializer(imports.imports_with_counts().get(pk=record.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
