@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import widgets as admin_widgets
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -224,7 +224,7 @@ class InitialImportAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress_bar(self, record: InitialImport) -> str:
-        progress = imports.initial_import_progress(record)
+        progress = imports.initial_import_progress(record, with_eta=False)
         return format_html(
             '<progress max="100" value="{}" style="width:10em"></progress> {}% '
             "<small>({} delivered, {} pending, {} parked)</small>",
@@ -237,7 +237,7 @@ class InitialImportAdmin(admin.ModelAdmin):
 
     @admin.display(description="state")
     def state(self, record: InitialImport) -> str:
-        return imports.initial_import_progress(record).state
+        return imports.initial_import_progress(record, with_eta=False).state
 
     def get_urls(self) -> list:
         return [
@@ -290,6 +290,8 @@ class InitialImportAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ):
+        if not str(object_id).isdigit():
+            raise Http404
         record = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not self.has_view_permission(request, record):
             raise PermissionDenied

@@ -215,8 +215,10 @@ def imports_with_counts() -> QuerySet[InitialImport]:
     )
 
 
-def initial_import_progress(initial_import: InitialImport) -> Progress:
-    """Flagged, delivered, pending, parked and an ETA, from the outbox rows it queued."""
+def initial_import_progress(initial_import: InitialImport, *, with_eta: bool = True) -> Progress:
+    """Flagged, delivered, pending, parked and an ETA, from the outbox rows it tracks.
+
+    `with_eta=False` skips the ETA (a count over the endpoint's backlog), for lists."""
     record = initial_import
     pending = getattr(record, "pending_count", None)
     parked = getattr(record, "parked_count", None)
@@ -232,7 +234,8 @@ def initial_import_progress(initial_import: InitialImport) -> Progress:
         state = "cancelled"
     elif pending:
         state = "in progress"
-        _, eta = _eta(record.endpoint, _backlog(record.endpoint), timezone.now())
+        if with_eta:
+            _, eta = _eta(record.endpoint, _backlog(record.endpoint), timezone.now())
     else:
         state = "done, some parked" if parked else "done"
     return Progress(

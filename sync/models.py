@@ -69,7 +69,10 @@ class PendingOrder(models.Model):
     whose version is at least this one (so a change made mid-flight is sent again).
     """
 
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="pending")
+    # The (endpoint, order) unique index serves endpoint lookups: no second index to write.
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.CASCADE, related_name="pending", db_index=False
+    )
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
     version = models.PositiveIntegerField()
     reason = models.CharField(max_length=16, choices=SyncReason.choices)
@@ -123,7 +126,9 @@ class RunStatus(models.TextChoices):
 class SyncRun(models.Model):
     """One execution for one endpoint: claim, send in payloads, acknowledge."""
 
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="runs")
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
     started_at = models.DateTimeField()
@@ -146,7 +151,9 @@ class Delivery(models.Model):
     """One signed POST of one payload to the CRM, and what came back."""
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     payload_id = models.CharField(max_length=64, unique=True)
     order_ids = models.JSONField(default=list)
     versions = models.JSONField(default=list)
