@@ -70,16 +70,6 @@ def timeframe_orders(
     return orders
 
 
-def _endpoint_filtered(endpoint: Endpoint, orders: QuerySet[Order]) -> QuerySet[Order]:
-    if endpoint.filter_order_types:
-        orders = orders.filter(order_type__in=endpoint.filter_order_types)
-    if endpoint.filter_order_states:
-        orders = orders.filter(order_state__in=endpoint.filter_order_states)
-    if endpoint.filter_sales_channels:
-        orders = orders.filter(sales_channel_code__in=endpoint.filter_sales_channels)
-    return orders
-
-
 def _eta(endpoint: Endpoint, pending: int, now: dt.datetime) -> tuple[int, dt.datetime | None]:
     """Executions needed for `pending` orders at the endpoint's cap, and when the last ends."""
     if pending <= 0:
@@ -96,7 +86,7 @@ def _backlog(endpoint: Endpoint) -> int:
 def initial_import_estimate(*, endpoint: Endpoint, orders: QuerySet[Order]) -> Estimate:
     """Preview: the orders an import would flag, and an ETA from the cap and the frequency
     (assuming no new day-to-day changes, which go first)."""
-    count = _endpoint_filtered(endpoint, orders).count()
+    count = outbox.endpoint_accepted(endpoint, orders).count()
     backlog = _backlog(endpoint)
     executions, eta = _eta(endpoint, backlog + count, timezone.now())
     return Estimate(count, backlog, executions, eta)

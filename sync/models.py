@@ -70,10 +70,21 @@ class PendingOrder(models.Model):
     """
 
     # The (endpoint, order) unique index serves endpoint lookups: no second index to write.
+    # No database-level FK constraints on this table (see `order`).
     endpoint = models.ForeignKey(
-        Endpoint, on_delete=models.CASCADE, related_name="pending", db_index=False
+        Endpoint,
+        on_delete=models.CASCADE,
+        related_name="pending",
+        db_index=False,
+        db_constraint=False,
     )
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
+    # No database-level FK constraints: an initial import inserts a million rows in one
+    # statement, and the deferred FK checks at commit doubled its time. The rows are made
+    # from existing orders and endpoints in the same transaction, Django's collector cascades
+    # deletes, and an execution drops rows whose order has gone.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     version = models.PositiveIntegerField()
     reason = models.CharField(max_length=16, choices=SyncReason.choices)
     priority = models.PositiveSmallIntegerField(default=0)
@@ -85,7 +96,12 @@ class PendingOrder(models.Model):
     parked_at = models.DateTimeField(null=True, blank=True)
     # The initial import that queued this row, for its progress; kept when the row is updated.
     initial_import = models.ForeignKey(
-        InitialImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="pending"
+        InitialImport,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pending",
+        db_constraint=False,
     )
 
     class Meta:

@@ -114,7 +114,13 @@ def _on_conflict(table: str) -> str:
         f"last_error = CASE WHEN {table}.parked_at IS NULL THEN {table}.last_error "
         "  ELSE '' END, "
         "parked_at = NULL, "
-        f"initial_import_id = COALESCE({table}.initial_import_id, excluded.initial_import_id)"
+        f"initial_import_id = COALESCE({table}.initial_import_id, excluded.initial_import_id) "
+        # A row this would not change is left alone: re-flagging a million rows already
+        # pending writes nothing.
+        f"WHERE excluded.version > {table}.version OR excluded.priority < {table}.priority "
+        f"OR {table}.parked_at IS NOT NULL "
+        f"OR ({table}.initial_import_id IS NULL AND excluded.initial_import_id IS NOT NULL) "
+        f"OR (excluded.priority = {table}.priority AND excluded.reason <> {table}.reason)"
     )
 
 
@@ -151,12 +157,10 @@ def outbox_flag(
     Set-based: a million orders never pass through Python.
     """
     now = now or timezone.now()
-    if endpoint.filter_order_types:
-        orders = orders.filter(order_type__in=endpoint.filter_order_types)
-    if endpoint.filter_order_states:
-        orders = orders.filter(order_state__in=endpoint.filter_order_states)
-    if endpoint.filter_sales_channels:
-        orders = orders.filter(sales_channel_code__in=endpoint.filter_sales_channels)
+    orders = endpoint_accepted(endpoint, orders)
+    flagged = orders.count()
+    if not flagged:
+        return 0
     select_sql, select_params = (
         orders.order_by().values_list("order_id", "sync_version").query.sql_with_params()
     )
@@ -170,7 +174,18 @@ def outbox_flag(
             f"FROM ({select_sql}) AS flagged WHERE true {_on_conflict(table)}",
             [endpoint.pk, reason, priority, stamp, stamp, initial_import_id, *select_params],
         )
-        return cursor.rowcount
+    return flagged
+
+
+def endpoint_accepted(endpoint: Endpoint, orders: QuerySet[Order]) -> QuerySet[Order]:
+    """The orders that pass the endpoint's filters (order types, states, sales channels)."""
+    if endpoint.filter_order_types:
+        orders = orders.filter(order_type__in=endpoint.filter_order_types)
+    if endpoint.filter_order_states:
+        orders = orders.filter(order_state__in=endpoint.filter_order_states)
+    if endpoint.filter_sales_channels:
+        orders = orders.filter(sales_channel_code__in=endpoint.filter_sales_channels)
+    return orders
 
 
 def outbox_claim(*, endpoint: Endpoint, limit: int, now: dt.datetime) -> list[Claimed]:

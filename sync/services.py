@@ -20,7 +20,7 @@ from orders.models import Order
 from webhooks.models import Endpoint
 
 from . import outbox, payload, sending
-from .models import Delivery, RunStatus, RunTrigger, SyncRun
+from .models import Delivery, PendingOrder, RunStatus, RunTrigger, SyncRun
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,9 @@ def _deliver(
         .prefetch_related("operations", "movements")
         .order_by("order_id")
     )
+    gone = set(reasons) - {o.order_id for o in orders}
+    if gone:  # deleted behind Django's back: nothing left to send, nothing to keep
+        PendingOrder.objects.filter(endpoint=endpoint, order_id__in=gone).delete()
     # The current content goes out with its current version: a change made since the order
     # was queued rides along, and the ack below only clears up to the version we sent.
     payload_id = f"msg_{uuid.uuid4().hex}"
