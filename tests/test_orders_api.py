@@ -412,3 +412,18 @@ def test_openapi_schema_and_docs_are_served(api):
         "/api/v1/orders/export/",
     } <= set(paths)
     assert api.get("/api/docs/").status_code == 200
+
+
+def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml")
+    )
+    schema = (tmp_path / "schema.yaml").read_text()
+    for path in (
+        "/api/v1/endpoints/{id}/initial-imports/",
+        "/api/v1/initial-imports/{id}/",
+        "/api/v1/runs/",
+    ):
+        assert path in schema

@@ -152,6 +152,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStateEnum": "orders.models.OrderState",
+        "OrderTypeEnum": "orders.models.OrderType",
+        "OrderOriginatorEnum": "orders.models.OrderOriginator",
+    },
 }
 
 # The largest JSON body accepted (a bulk of 1000 multi-operation orders is ~5 MB).
