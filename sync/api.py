@@ -131,7 +131,6 @@ class ImportSerializer(serializers.Serializer):
     createdFrom = serializers.DateTimeField(source="created_from", allow_null=True)
     createdTo = serializers.DateTimeField(source="created_to", allow_null=True)
     description = serializers.CharField()
-    status = serializers.CharField()
     flagged = serializers.IntegerField()
     queued = serializers.IntegerField()
     delivered = serializers.IntegerField(source="progress.delivered")
@@ -139,7 +138,9 @@ class ImportSerializer(serializers.Serializer):
     parked = serializers.IntegerField(source="progress.parked")
     removed = serializers.IntegerField()
     percent = serializers.IntegerField(source="progress.percent")
-    state = serializers.CharField(source="progress.state")
+    state = serializers.CharField(
+        source="progress.state", help_text="in progress, done, done, some parked, or cancelled"
+    )
     eta = serializers.DateTimeField(source="progress.eta", allow_null=True)
 
     def to_representation(self, instance: InitialImport) -> dict:

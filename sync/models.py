@@ -27,7 +27,7 @@ class InitialImport(models.Model):
     """
 
     class Status(models.TextChoices):
-        ACTIVE = "ACTIVE", "In progress"
+        ACTIVE = "ACTIVE", "Not cancelled"
         CANCELLED = "CANCELLED", "Cancelled"
 
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="imports")
@@ -105,6 +105,8 @@ class PendingOrder(models.Model):
     )
 
     class Meta:
+        verbose_name = "outbox entry"
+        verbose_name_plural = "outbox (pending and parked orders)"
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "order"], name="pending_endpoint_order")
         ]
@@ -156,6 +158,7 @@ class SyncRun(models.Model):
     note = models.CharField(max_length=300, blank=True, help_text="Why it ended early, if it did.")
 
     class Meta:
+        verbose_name = "execution"
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["endpoint", "-started_at"], name="run_endpoint_idx")]
 

@@ -245,7 +245,7 @@ def test_api_flags_a_timeframe_and_reports_progress(api):
     assert progress["eta"] is not None
     assert progress["state"] == "in progress"
     cancelled = api.post(f"/api/v1/initial-imports/{created['id']}/cancel/").json()
-    assert (cancelled["status"], cancelled["pending"], cancelled["removed"]) == ("CANCELLED", 0, 4)
+    assert (cancelled["state"], cancelled["pending"], cancelled["removed"]) == ("cancelled", 0, 4)
 
 
 @pytest.mark.parametrize(

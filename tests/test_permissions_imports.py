@@ -161,7 +161,7 @@ def test_support_cancels_through_the_api(support, an_import):
     """Support cancels an import through the API: 200, and it is cancelled."""
     response = api_for(support).post(cancel_api_url(an_import))
     assert response.status_code == 200, response.content
-    assert response.json()["status"] == "CANCELLED"
+    assert response.json()["state"] == "cancelled"
     assert not PendingOrder.objects.filter(initial_import=an_import).exists()
 
 

@@ -1,14 +1,18 @@
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from democrm.models import Receiver
 from orders.models import Order
+from sync.tasks import DISPATCHER_TASK
 from webhooks.models import Endpoint
 from webhooks.services import endpoint_create
 
@@ -45,6 +49,10 @@ class Command(BaseCommand):
             receiver.signing_secret = secret
             receiver.save()
             self.stdout.write(f"Endpoint {endpoint.name!r} pushes to {endpoint.url} every minute.")
+            # Beat then dispatches at start instead of a full minute later.
+            PeriodicTask.objects.filter(task=DISPATCHER_TASK).update(
+                last_run_at=timezone.now() - timedelta(minutes=5)
+            )
         if not Order.objects.exists():
             call_command("seed_demo", orders=DEMO_ORDERS, stdout=self.stdout)
         login = (
