@@ -48,7 +48,7 @@ def main() -> None:
                 SELECT 10000000000 + g, '', 'CLOSED', 'SALE', 'TICKETSHOP', {created},
                   '0000000042', 'WEB', 'Web', 'CHF', 2, 'CHF', 40000, 0, 0, 0, 0, {created}, 1, ''
                 FROM {series}
-                """,  # noqa: S608 - no user input
+                """,
                 [args.orders],
             )
             cursor.execute("ANALYZE")

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from orders.api import OrderViewSet
+from reconciliation.api import ReconciliationViewSet
 from sync.api import ImportViewSet, RunViewSet
 from webhooks.api import EndpointViewSet
 
@@ -14,6 +15,7 @@ router.register("orders", OrderViewSet, basename="order")
 router.register("endpoints", EndpointViewSet, basename="endpoint")
 router.register("runs", RunViewSet, basename="run")
 router.register("initial-imports", ImportViewSet, basename="initial-import")
+router.register("reconciliations", ReconciliationViewSet, basename="reconciliation")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

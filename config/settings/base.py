@@ -97,6 +97,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded exports of reconciliations (and their work files) live here.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+MEDIA_URL = "media/"
+# Reconciliation uploads above this size are refused with 413; DuckDB's memory per job.
+RECONCILIATION_MAX_UPLOAD_BYTES = env.int("RECONCILIATION_MAX_UPLOAD_MB", default=2048) * 2**20
+RECONCILIATION_MEMORY_LIMIT = env("RECONCILIATION_MEMORY_LIMIT", default="1GB")
 
 # --- Caches (DRF throttling counts here) -----------------------------------------------------
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}

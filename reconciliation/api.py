@@ -1,0 +1,199 @@
+"""REST API for reconciliations: /api/v1/reconciliations/… (design.md)."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api import require
+from orders.api import CSVRenderer
+from webhooks.models import Endpoint
+
+from . import services
+from .models import Difference, Reconciliation
+from .report import report_blocks
+
+
+class CreateSerializer(serializers.Serializer):
+    crmFile = serializers.FileField(help_text="The CRM's flat-file export (CSV).")
+    s360File = serializers.FileField(
+        required=False, help_text="The S-360 export; omitted: generated from this database."
+    )
+    keyColumn = serializers.CharField(
+        required=False, default="ORDER_ID", help_text="Key column(s), comma-separated."
+    )
+    columnMap = serializers.CharField(
+        required=False, default="{}", help_text='JSON object: {"CRM column": "S-360 column"}.'
+    )
+    ignoreColumns = serializers.CharField(required=False, default="", help_text="Comma-separated.")
+    caseInsensitiveColumns = serializers.CharField(required=False, default="")
+    numericTolerance = serializers.FloatField(required=False, default=0.0, min_value=0.0)
+
+    def validate_columnMap(self, value: str) -> dict[str, str]:
+        try:
+            mapping = json.loads(value or "{}")
+        except json.JSONDecodeError as error:
+            raise serializers.ValidationError(f"Not JSON: {error}.") from None
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise serializers.ValidationError("A JSON object of CRM name to S-360 name.")
+        return mapping
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class ReconciliationSerializer(serializers.ModelSerializer):
+    createdAt = serializers.DateTimeField(source="created_at")
+    keyColumns = serializers.ListField(source="key_columns", child=serializers.CharField())
+    columnMap = serializers.DictField(source="column_map", child=serializers.CharField())
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+    s360Generated = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reconciliation
+        fields = [
+            "id",
+            "createdAt",
+            "status",
+            "error",
+            "summary",
+            "keyColumns",
+            "columnMap",
+            "s360Generated",
+            "startedAt",
+            "finishedAt",
+            "resynced",
+        ]
+
+    def get_s360Generated(self, record: Reconciliation) -> bool:
+        return not record.s360_file
+
+
+class DifferenceSerializer(serializers.ModelSerializer):
+    s360Value = serializers.CharField(source="s360_value", allow_null=True)
+    crmValue = serializers.CharField(source="crm_value", allow_null=True)
+
+    class Meta:
+        model = Difference
+        fields = ["kind", "key", "column", "s360Value", "crmValue"]
+
+
+class DifferencePagination(CursorPagination):
+    ordering = ("key", "id")
+    page_size = 100
+    page_size_query_param = "pageSize"
+    max_page_size = 1000
+
+
+class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Data consistency checks. Starting one and re-syncing need the reconciliation
+    permissions (support staff); reading needs a login."""
+
+    serializer_class = ReconciliationSerializer
+    queryset = Reconciliation.objects.all()
+    parser_classes = [MultiPartParser, JSONParser]
+
+    def get_permissions(self) -> list:
+        if self.action == "create":
+            return [require("reconciliation.add_reconciliation")()]
+        if self.action == "resync":
+            return [require("reconciliation.change_reconciliation", "sync.add_initialimport")()]
+        return super().get_permissions()
+
+    @extend_schema(
+        request={"multipart/form-data": CreateSerializer}, responses={201: ReconciliationSerializer}
+    )
+    def create(self, request: Request) -> Response:
+        form = CreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            record = services.reconciliation_create(
+                crm_file=data["crmFile"],
+                s360_file=data.get("s360File"),
+                key_columns=_names(data["keyColumn"]),
+                column_map=data["columnMap"],
+                ignore_columns=_names(data["ignoreColumns"]),
+                case_insensitive_columns=_names(data["caseInsensitiveColumns"]),
+                numeric_tolerance=data["numericTolerance"],
+                requested_by=request.user,
+            )
+        except services.UploadTooLarge as error:
+            return Response({"detail": str(error)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
+        return Response(ReconciliationSerializer(record).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: DifferenceSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=DifferencePagination)
+    def differences(self, request: Request, pk: str) -> Response:
+        """Every difference, by key; filters `kind` and `column`."""
+        record = self.get_object()
+        query = Difference.objects.filter(reconciliation=record)
+        if kind := request.query_params.get("kind"):
+            if kind not in Difference.Kind.values:
+                raise ValidationError({"kind": [f"One of {', '.join(Difference.Kind.values)}."]})
+            query = query.filter(kind=kind)
+        if column := request.query_params.get("column"):
+            query = query.filter(column=column)
+        page = self.paginate_queryset(query)
+        return self.get_paginated_response(DifferenceSerializer(page, many=True).data)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="report.csv",
+        renderer_classes=[CSVRenderer],
+        pagination_class=None,
+    )
+    def report(self, request: Request, pk: str) -> StreamingHttpResponse:
+        """The differences as CSV; cells that would be spreadsheet formulas are neutralized."""
+        record = self.get_object()
+        rows = (
+            Difference.objects.filter(reconciliation=record)
+            .order_by("key", "id")
+            .values_list("kind", "key", "column", "s360_value", "crm_value")
+            .iterator(chunk_size=5000)
+        )
+
+        response = StreamingHttpResponse(
+            report_blocks(rows), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="reconciliation-{record.pk}.csv"'
+        return response
+
+    @extend_schema(
+        request=inline_serializer("Resync", {"endpoint": serializers.IntegerField()}),
+        responses={200: inline_serializer("Resynced", {"flagged": serializers.IntegerField()})},
+    )
+    @action(detail=True, methods=["post"])
+    def resync(self, request: Request, pk: str) -> Response:
+        """Send the differing orders that exist in S-360 to an endpoint again (RESYNC)."""
+        record = self.get_object()
+        endpoint_id = request.data.get("endpoint") if isinstance(request.data, dict) else None
+        if type(endpoint_id) is not int:
+            raise ValidationError({"endpoint": ["An endpoint id (integer)."]})
+        endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise ValidationError({"endpoint": [f"No endpoint {endpoint_id}."]})
+        try:
+            flagged = services.reconciliation_resync(reconciliation=record, endpoint=endpoint)
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
+        return Response({"flagged": flagged})

@@ -1,0 +1,77 @@
+"""Reading flat files as people export them: `;`, `,` or tab; UTF-8 with or without a BOM, or
+Windows-1252 / Latin-1 from Excel; a header row; every value text first (leading zeros live)."""
+
+from __future__ import annotations
+
+import codecs
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_BYTES = 256 * 1024
+DELIMITERS = (";", ",", "\t")
+
+
+class UnreadableFile(ValueError):
+    """The file cannot be compared; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class FlatFile:
+    path: Path  # UTF-8 without BOM, ready for DuckDB (the upload itself when it already was)
+    delimiter: str
+    encoding: str  # what the upload was in
+    columns: tuple[str, ...]
+
+
+def _decode_sample(sample: bytes) -> tuple[str, str]:
+    if sample.startswith(codecs.BOM_UTF8):
+        return sample[3:].decode("utf-8", "replace"), "utf-8-sig"
+    try:
+        # A cut in the middle of a multi-byte character at the end of the sample is fine.
+        return sample.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as error:
+        if error.start >= len(sample) - 3:
+            return sample[: error.start].decode("utf-8"), "utf-8"
+    return sample.decode("cp1252", "replace"), "cp1252"
+
+
+def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
+    """Sniff encoding, delimiter and header of an upload; return a UTF-8 copy's description.
+
+    Raises UnreadableFile for an empty file, binary data, no header or no delimiter.
+    """
+    with path.open("rb") as handle:
+        sample = handle.read(SAMPLE_BYTES)
+    if not sample.strip():
+        raise UnreadableFile(f"The {name} file is empty.")
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UnreadableFile(
+            f"The {name} file is UTF-16: export it as UTF-8 (or 'CSV' from Excel) instead."
+        )
+    if b"\x00" in sample:
+        raise UnreadableFile(f"The {name} file is not a text file (it holds binary data).")
+    text, encoding = _decode_sample(sample)
+    header = text.splitlines()[0] if text.splitlines() else ""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    delimiter = max(counts, key=lambda d: counts[d])
+    if not counts[delimiter]:
+        raise UnreadableFile(
+            f"The {name} file's first line has no ';', ',' or tab: it needs a header row of "
+            "column names."
+        )
+    columns = tuple(c.strip().strip('"').strip() for c in header.split(delimiter))
+    if any(not c for c in columns) or len(set(columns)) != len(columns):
+        raise UnreadableFile(
+            f"The {name} file's header has empty or repeated column names: {list(columns)}."
+        )
+    if encoding == "utf-8":
+        return FlatFile(path, delimiter, encoding, columns)
+    utf8 = workdir / f"{name}.csv"
+    source = "utf-8-sig" if encoding == "utf-8-sig" else "cp1252"
+    with (
+        path.open(encoding=source, errors="replace", newline="") as src,
+        utf8.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+    return FlatFile(utf8, delimiter, encoding, columns)
