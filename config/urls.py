@@ -2,9 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.renderers import JSONRenderer
 from rest_framework.routers import DefaultRouter
 
-from orders.api import OrderViewSet
+from orders.api import CSVRenderer, OrderViewSet
 from reconciliation.api import ReconciliationViewSet
 from sync.api import ImportViewSet, RunViewSet
 from webhooks.api import EndpointViewSet
@@ -20,6 +21,14 @@ router.register("reconciliations", ReconciliationViewSet, basename="reconciliati
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    # design.md's path has no trailing slash: a file name, not a collection.
+    path(
+        "api/v1/reconciliations/<int:pk>/report.csv",
+        ReconciliationViewSet.as_view(
+            {"get": "report"}, renderer_classes=[JSONRenderer, CSVRenderer], detail=True
+        ),
+        name="reconciliation-report-csv",
+    ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

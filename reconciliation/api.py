@@ -17,7 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import require
-from orders.api import CSVRenderer
 from webhooks.models import Endpoint
 
 from . import services
@@ -154,14 +153,8 @@ class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):
         page = self.paginate_queryset(query)
         return self.get_paginated_response(DifferenceSerializer(page, many=True).data)
 
+    # Routed explicitly in config/urls.py as …/report.csv: a file name, no trailing slash.
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path="report.csv",
-        renderer_classes=[CSVRenderer],
-        pagination_class=None,
-    )
     def report(self, request: Request, pk: str) -> StreamingHttpResponse:
         """The differences as CSV; cells that would be spreadsheet formulas are neutralized."""
         record = self.get_object()

@@ -4,9 +4,11 @@ Windows-1252 / Latin-1 from Excel; a header row; every value text first (leading
 from __future__ import annotations
 
 import codecs
+import csv
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 SAMPLE_BYTES = 256 * 1024
 DELIMITERS = (";", ",", "\t")
@@ -24,25 +26,28 @@ class FlatFile:
     columns: tuple[str, ...]
 
 
-def _decode_sample(sample: bytes) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _Sniffed:
+    text: str
+    encoding: str
+    delimiter: str
+    columns: tuple[str, ...]
+
+
+def _decode(sample: bytes) -> tuple[str, str]:
     if sample.startswith(codecs.BOM_UTF8):
         return sample[3:].decode("utf-8", "replace"), "utf-8-sig"
     try:
-        # A cut in the middle of a multi-byte character at the end of the sample is fine.
         return sample.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as error:
+        # A multi-byte character cut by the end of the sample is still UTF-8.
         if error.start >= len(sample) - 3:
             return sample[: error.start].decode("utf-8"), "utf-8"
     return sample.decode("cp1252", "replace"), "cp1252"
 
 
-def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
-    """Sniff encoding, delimiter and header of an upload; return a UTF-8 copy's description.
-
-    Raises UnreadableFile for an empty file, binary data, no header or no delimiter.
-    """
-    with path.open("rb") as handle:
-        sample = handle.read(SAMPLE_BYTES)
+def _sniff(sample: bytes, name: str) -> _Sniffed:
+    """Encoding, delimiter and header from the first bytes; UnreadableFile says what is wrong."""
     if not sample.strip():
         raise UnreadableFile(f"The {name} file is empty.")
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -51,8 +56,8 @@ def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
         )
     if b"\x00" in sample:
         raise UnreadableFile(f"The {name} file is not a text file (it holds binary data).")
-    text, encoding = _decode_sample(sample)
-    header = text.splitlines()[0] if text.splitlines() else ""
+    text, encoding = _decode(sample)
+    header = text.splitlines()[0]
     counts = {d: header.count(d) for d in DELIMITERS}
     delimiter = max(counts, key=lambda d: counts[d])
     if not counts[delimiter]:
@@ -65,13 +70,29 @@ def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
         raise UnreadableFile(
             f"The {name} file's header has empty or repeated column names: {list(columns)}."
         )
-    if encoding == "utf-8":
-        return FlatFile(path, delimiter, encoding, columns)
+    return _Sniffed(text, encoding, delimiter, columns)
+
+
+def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
+    """Sniff an upload and return it as UTF-8 (transcoded into `workdir` when it was not)."""
+    with path.open("rb") as handle:
+        sniffed = _sniff(handle.read(SAMPLE_BYTES), name)
+    if sniffed.encoding == "utf-8":
+        return FlatFile(path, sniffed.delimiter, sniffed.encoding, sniffed.columns)
     utf8 = workdir / f"{name}.csv"
-    source = "utf-8-sig" if encoding == "utf-8-sig" else "cp1252"
+    source = "utf-8-sig" if sniffed.encoding == "utf-8-sig" else "cp1252"
     with (
         path.open(encoding=source, errors="replace", newline="") as src,
         utf8.open("w", encoding="utf-8", newline="") as dst,
     ):
         shutil.copyfileobj(src, dst, 1024 * 1024)
-    return FlatFile(utf8, delimiter, encoding, columns)
+    return FlatFile(utf8, sniffed.delimiter, sniffed.encoding, sniffed.columns)
+
+
+def preview_rows(upload: BinaryIO, *, name: str, rows: int = 5) -> list[list[str]]:
+    """The header and first rows of an upload, read as the comparison will read it."""
+    upload.seek(0)
+    sniffed = _sniff(upload.read(SAMPLE_BYTES), name)
+    upload.seek(0)
+    lines = sniffed.text.splitlines()[: rows + 1]
+    return list(csv.reader(lines, delimiter=sniffed.delimiter))

@@ -559,8 +559,15 @@ def test_a_frequency_change_applies_from_the_next_tick(db):
 
 
 def test_the_dispatcher_schedule_exists_after_migrate(db):
+    """The data migration creates the every-minute periodic task (run again on a clean slate,
+    since a reused test database may have lost the row to an earlier transactional test)."""
+    from importlib import import_module
+
+    from django.apps import apps
     from django_celery_beat.models import PeriodicTask
 
+    PeriodicTask.objects.filter(task="sync.tasks.dispatch_due_endpoints").delete()
+    import_module("sync.migrations.0002_dispatcher_schedule").create_schedule(apps, None)
     task = PeriodicTask.objects.get(task="sync.tasks.dispatch_due_endpoints")
     assert task.enabled
     assert (task.interval.every, task.interval.period) == (1, "minutes")
