@@ -8,7 +8,7 @@ reported as such, never as a difference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,9 +96,17 @@ def _unparseable(column: str, value: str) -> str:
     return f"({_normalized(column, value)} IS NULL AND NULLIF(trim({value}), '') IS NOT NULL)"
 
 
-def compare(s360: FlatFile, crm: FlatFile, *, workdir: Path, options: Options) -> Summary:
+def compare(
+    s360: FlatFile,
+    crm: FlatFile,
+    *,
+    workdir: Path,
+    options: Options,
+    on_step: Callable[[str], object] = lambda step: None,
+) -> Summary:
     """Compare the two files; write the differences to `workdir/job.duckdb` (table
-    `differences`) and return the summary. Raises UnreadableFile with what to fix."""
+    `differences`) and return the summary. Raises UnreadableFile with what to fix.
+    `on_step` hears of each step as it starts, for progress."""
     key = list(options.key)
     crm_columns = [options.column_map.get(c, c) for c in crm.columns]
     for side, columns in (("S-360", s360.columns), ("CRM", crm_columns)):
@@ -119,8 +127,13 @@ def compare(s360: FlatFile, crm: FlatFile, *, workdir: Path, options: Options) -
         db.execute(f"SET temp_directory = '{workdir / 'spill'}'")
         db.execute(f"SET threads = {int(options.threads)}")
         db.execute("SET preserve_insertion_order = false")
-        for table, flat, names in (("s360", s360, s360.columns), ("crm", crm, crm_columns)):
+        for table, flat, names, label in (
+            ("s360", s360, s360.columns, "Reading the S-360 file"),
+            ("crm", crm, crm_columns, "Reading the CRM file"),
+        ):
+            on_step(label)
             _load(db, table, flat, names, key, compared, options)
+        on_step("Comparing")
         summary = _diff(db, compared, options)
         db.execute("ATTACH ? AS job", [str(workdir / "job.duckdb")])
         db.execute("CREATE TABLE job.differences AS SELECT * FROM differences ORDER BY k")

@@ -30,6 +30,7 @@ class Reconciliation(models.Model):
     case_insensitive_columns = models.JSONField(default=list, blank=True)
     numeric_tolerance = models.FloatField(default=0.0)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    progress = models.CharField(max_length=100, blank=True, help_text="The step running now.")
     error = models.TextField(blank=True, help_text="What to fix, when the comparison failed.")
     summary = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -73,10 +73,51 @@ def _sniff(sample: bytes, name: str) -> _Sniffed:
     return _Sniffed(text, encoding, delimiter, columns)
 
 
+XLSX_MAGIC = b"PK\x03\x04"
+
+
+def _xlsx_to_csv(
+    source: BinaryIO | Path, target: Path, *, name: str, limit: int | None = None
+) -> None:
+    """The first sheet of a workbook as a `;` CSV: cells as text, as Excel shows them."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(source, read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many kinds for a damaged file
+        raise UnreadableFile(
+            f"The {name} file looks like a workbook but cannot be read: {error}"
+        ) from None
+    sheet = workbook.worksheets[0]
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";", lineterminator="\n")
+        for count, row in enumerate(sheet.iter_rows(values_only=True)):
+            if limit is not None and count > limit:
+                break
+            writer.writerow(["" if v is None else _cell_text(v) for v in row])
+    workbook.close()
+
+
+def _cell_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()  # type: ignore[union-attr]
+    return str(value)
+
+
 def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
-    """Sniff an upload and return it as UTF-8 (transcoded into `workdir` when it was not)."""
+    """Sniff an upload and return it as UTF-8 (transcoded into `workdir` when it was not).
+    An XLSX workbook is read from its first sheet."""
     with path.open("rb") as handle:
-        sniffed = _sniff(handle.read(SAMPLE_BYTES), name)
+        head = handle.read(SAMPLE_BYTES)
+    if head.startswith(XLSX_MAGIC):
+        converted = workdir / f"{name}-sheet.csv"
+        _xlsx_to_csv(path, converted, name=name)
+        path = converted
+        with path.open("rb") as handle:
+            head = handle.read(SAMPLE_BYTES)
+    sniffed = _sniff(head, name)
     if sniffed.encoding == "utf-8":
         return FlatFile(path, sniffed.delimiter, sniffed.encoding, sniffed.columns)
     utf8 = workdir / f"{name}.csv"
@@ -92,7 +133,16 @@ def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
 def preview_rows(upload: BinaryIO, *, name: str, rows: int = 5) -> list[list[str]]:
     """The header and first rows of an upload, read as the comparison will read it."""
     upload.seek(0)
-    sniffed = _sniff(upload.read(SAMPLE_BYTES), name)
+    head = upload.read(SAMPLE_BYTES)
     upload.seek(0)
+    if head.startswith(XLSX_MAGIC):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            converted = Path(tmp) / "preview.csv"
+            _xlsx_to_csv(upload, converted, name=name, limit=rows)
+            head = converted.read_bytes()
+        upload.seek(0)
+    sniffed = _sniff(head, name)
     lines = sniffed.text.splitlines()[: rows + 1]
     return list(csv.reader(lines, delimiter=sniffed.delimiter))

@@ -87,7 +87,13 @@ def reconciliation_run(*, reconciliation_id: int) -> Reconciliation:
     if not claimed:  # already run, or running elsewhere
         return record
     workdir = _workdir(record)
+
+    def step(label: str) -> None:
+        Reconciliation.objects.filter(pk=record.pk).update(progress=label)
+
     try:
+        if not record.s360_file:
+            step("Generating the S-360 export from the database")
         s360_path = _s360_file(record, workdir)
         summary = compare(
             open_flat_file(s360_path, workdir, name="S-360"),
@@ -101,7 +107,9 @@ def reconciliation_run(*, reconciliation_id: int) -> Reconciliation:
                 numeric_tolerance=record.numeric_tolerance,
                 memory_limit=settings.RECONCILIATION_MEMORY_LIMIT,
             ),
+            on_step=step,
         )
+        step("Storing the differences")
         _store_differences(record, workdir / "job.duckdb")
     except UnreadableFile as error:
         return _finish(record, Reconciliation.Status.FAILED, error=str(error))
@@ -147,7 +155,8 @@ def _store_differences(record: Reconciliation, job_db: Path) -> None:
 
 
 def _finish(record: Reconciliation, status: str, **fields: object) -> Reconciliation:
-    for name, value in {"status": status, "finished_at": timezone.now(), **fields}.items():
+    fields = {"status": status, "finished_at": timezone.now(), "progress": "", **fields}
+    for name, value in fields.items():
         setattr(record, name, value)
     record.save()
     return record

@@ -270,3 +270,62 @@ def test_the_job_database_holds_only_the_differences(tmp_path):
     db = duckdb.connect(str(tmp_path / "work" / "job.duckdb"), read_only=True)
     assert [t[0] for t in db.execute("SHOW TABLES").fetchall()] == ["differences"]
     db.close()
+
+
+def test_an_xlsx_export_is_read_from_its_first_sheet(tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(HEADER)
+    sheet.append(
+        [
+            1,
+            "CLOSED",
+            "SALE",
+            "TICKETSHOP",
+            "0004242",
+            "WEB",
+            "CHF",
+            40,
+            "2026-12-03T16:00:00+00:00",
+            "2026-12-03T16:05:00+00:00",
+            1,
+        ]
+    )
+    sheet.append(
+        [
+            2,
+            "CANCELLED",
+            "SALE",
+            "TICKETSHOP",
+            "0004242",
+            "WEB",
+            "CHF",
+            40.5,
+            "2026-12-03T16:00:00+00:00",
+            "2026-12-03T16:05:00+00:00",
+            1,
+        ]
+    )
+    workbook.save(tmp_path / "crm.xlsx")
+    s360 = write(tmp_path / "s360.csv", [row(1), row(2, SALE_AMOUNT="40.50")])
+    work = tmp_path / "w"
+    work.mkdir()
+    summary = compare(
+        open_flat_file(s360, work, name="S-360"),
+        open_flat_file(tmp_path / "crm.xlsx", work, name="CRM"),
+        workdir=work,
+        options=Options(),
+    )
+    assert list(differences(work / "job.duckdb")) == [
+        (Kind.MISMATCH, "2", "ORDER_STATE", "CLOSED", "CANCELLED")
+    ]
+    assert summary.matched == 1
+
+
+def test_a_damaged_workbook_is_refused_with_a_message(tmp_path):
+    path = tmp_path / "crm.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UnreadableFile, match="workbook"):
+        open_flat_file(path, tmp_path, name="CRM")
