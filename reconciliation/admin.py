@@ -40,9 +40,19 @@ class UploadForm(forms.Form):
     ignore_columns = forms.CharField(required=False, help_text="Columns to skip, comma-separated.")
     case_insensitive_columns = forms.CharField(required=False, help_text="Compared ignoring case.")
     numeric_tolerance = forms.FloatField(initial=0.0, min_value=0.0, help_text="For amounts.")
+    date_formats = forms.CharField(
+        required=False,
+        help_text='JSON: {"CREATION_DATE": "%d.%m.%Y %H:%M"}; ISO 8601 is always understood.',
+    )
 
     def clean_column_map(self) -> dict[str, str]:
-        text = self.cleaned_data["column_map"].strip() or "{}"
+        return self._json_names("column_map")
+
+    def clean_date_formats(self) -> dict[str, str]:
+        return self._json_names("date_formats")
+
+    def _json_names(self, name: str) -> dict[str, str]:
+        text = self.cleaned_data[name].strip() or "{}"
         try:
             mapping = json.loads(text)
         except json.JSONDecodeError as error:
@@ -50,7 +60,7 @@ class UploadForm(forms.Form):
         if not isinstance(mapping, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
         ):
-            raise ValidationError("A JSON object of CRM column name to S-360 column name.")
+            raise ValidationError("A JSON object of column names to text.")
         return mapping
 
     @staticmethod
@@ -65,6 +75,7 @@ class UploadForm(forms.Form):
             "ignore_columns": self._names(data["ignore_columns"]),
             "case_insensitive_columns": self._names(data["case_insensitive_columns"]),
             "numeric_tolerance": data["numeric_tolerance"],
+            "date_formats": data["date_formats"],
         }
 
 

@@ -38,6 +38,14 @@ class CreateSerializer(serializers.Serializer):
     ignoreColumns = serializers.CharField(required=False, default="", help_text="Comma-separated.")
     caseInsensitiveColumns = serializers.CharField(required=False, default="")
     numericTolerance = serializers.FloatField(required=False, default=0.0, min_value=0.0)
+    dateFormats = serializers.CharField(
+        required=False,
+        default="{}",
+        help_text='JSON object: {"CREATION_DATE": "%d.%m.%Y %H:%M"}; ISO 8601 always works.',
+    )
+
+    def validate_dateFormats(self, value: str) -> dict[str, str]:
+        return self.validate_columnMap(value)
 
     def validate_columnMap(self, value: str) -> dict[str, str]:
         try:
@@ -130,6 +138,7 @@ class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):
                 ignore_columns=_names(data["ignoreColumns"]),
                 case_insensitive_columns=_names(data["caseInsensitiveColumns"]),
                 numeric_tolerance=data["numericTolerance"],
+                date_formats=data["dateFormats"],
                 requested_by=request.user,
             )
         except services.UploadTooLarge as error:

@@ -68,6 +68,9 @@ class Options:
     ignore: Sequence[str] = ()
     numeric_tolerance: float = 0.0
     case_insensitive: Sequence[str] = ()
+    # Extra date formats per column (strptime, e.g. "%d.%m.%Y %H:%M"), read as UTC when the
+    # text carries no offset; ISO 8601 is always understood.
+    date_formats: Mapping[str, str] = field(default_factory=dict)
     memory_limit: str = "1GB"
     threads: int = 2
 
@@ -76,24 +79,31 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _normalized(column: str, value: str, *, case_insensitive: bool = False) -> str:
+def _normalized(
+    column: str, value: str, *, case_insensitive: bool = False, date_format: str = ""
+) -> str:
     """SQL for the comparable form of `value` (the SQL of a raw text value of `column`):
     NULL when empty or unparseable."""
     raw = f"NULLIF(trim({value}), '')"
     if column in AMOUNT_COLUMNS:
         return f"TRY_CAST(replace({raw}, ',', '.') AS DECIMAL(38, 6))"
-    if column in INSTANT_COLUMNS:
-        return f"TRY_CAST({raw} AS TIMESTAMPTZ)"
+    if column in INSTANT_COLUMNS or date_format:
+        iso = f"TRY_CAST({raw} AS TIMESTAMPTZ)"
+        if not date_format:
+            return iso
+        fmt = "'" + date_format.replace("'", "''") + "'"
+        return f"coalesce({iso}, TRY_STRPTIME({raw}, {fmt})::TIMESTAMPTZ)"
     if column in INTEGER_COLUMNS:
         return f"TRY_CAST({raw} AS BIGINT)"
     return f"lower({raw})" if case_insensitive else raw
 
 
-def _unparseable(column: str, value: str) -> str:
+def _unparseable(column: str, value: str, date_format: str = "") -> str:
     """SQL: true when a typed column holds text that does not parse."""
-    if column not in AMOUNT_COLUMNS | INSTANT_COLUMNS | INTEGER_COLUMNS:
+    if column not in AMOUNT_COLUMNS | INSTANT_COLUMNS | INTEGER_COLUMNS and not date_format:
         return "false"
-    return f"({_normalized(column, value)} IS NULL AND NULLIF(trim({value}), '') IS NOT NULL)"
+    normalized = _normalized(column, value, date_format=date_format)
+    return f"({normalized} IS NULL AND NULLIF(trim({value}), '') IS NOT NULL)"
 
 
 def compare(
@@ -126,6 +136,7 @@ def compare(
         db.execute(f"SET memory_limit = '{options.memory_limit}'")
         db.execute(f"SET temp_directory = '{workdir / 'spill'}'")
         db.execute(f"SET threads = {int(options.threads)}")
+        db.execute("SET TimeZone = 'UTC'")  # a date without an offset is UTC
         db.execute("SET preserve_insertion_order = false")
         for table, flat, names, label in (
             ("s360", s360, s360.columns, "Reading the S-360 file"),
@@ -158,11 +169,16 @@ def _load(
     is read as text; a short row is padded with NULLs, never shifted."""
     key_text = " || '|' || ".join(f"coalesce(trim(v.{_quote(c)}), '')" for c in key)
     values = [f"v.{_quote(c)}" for c in compared]
+    formats = options.date_formats
     normalized = [
-        _normalized(c, v, case_insensitive=c in options.case_insensitive)
+        _normalized(
+            c, v, case_insensitive=c in options.case_insensitive, date_format=formats.get(c, "")
+        )
         for c, v in zip(compared, values, strict=True)
     ]
-    unparseable = " OR ".join(_unparseable(c, v) for c, v in zip(compared, values, strict=True))
+    unparseable = " OR ".join(
+        _unparseable(c, v, formats.get(c, "")) for c, v in zip(compared, values, strict=True)
+    )
     db.execute(
         f"CREATE TABLE {table} AS SELECT {key_text} AS k, "
         f"hash({', '.join(normalized) or 'NULL'}) AS h, ({unparseable or 'false'}) AS u, "
@@ -220,9 +236,10 @@ def _diff(db: duckdb.DuckDBPyConnection, compared: list[str], options: Options) 
     for col in compared:
         sr, cr = _quote("s_" + col), _quote("c_" + col)
         folded = col in options.case_insensitive
-        sn = _normalized(col, sr, case_insensitive=folded)
-        cn = _normalized(col, cr, case_insensitive=folded)
-        unparseable_s, unparseable_c = _unparseable(col, sr), _unparseable(col, cr)
+        fmt = options.date_formats.get(col, "")
+        sn = _normalized(col, sr, case_insensitive=folded, date_format=fmt)
+        cn = _normalized(col, cr, case_insensitive=folded, date_format=fmt)
+        unparseable_s, unparseable_c = _unparseable(col, sr, fmt), _unparseable(col, cr, fmt)
         db.execute(
             f"INSERT INTO differences SELECT 'UNPARSEABLE', k, ?, {sr}, {cr} FROM suspects "
             f"WHERE {unparseable_s} OR {unparseable_c}",

@@ -29,6 +29,9 @@ class Reconciliation(models.Model):
     ignore_columns = models.JSONField(default=list, blank=True)
     case_insensitive_columns = models.JSONField(default=list, blank=True)
     numeric_tolerance = models.FloatField(default=0.0)
+    date_formats = models.JSONField(
+        default=dict, blank=True, help_text='Per column, e.g. {"CREATION_DATE": "%d.%m.%Y %H:%M"}.'
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     progress = models.CharField(max_length=100, blank=True, help_text="The step running now.")
     error = models.TextField(blank=True, help_text="What to fix, when the comparison failed.")

@@ -42,6 +42,7 @@ def reconciliation_create(
     ignore_columns: Sequence[str] = (),
     case_insensitive_columns: Sequence[str] = (),
     numeric_tolerance: float = 0.0,
+    date_formats: dict[str, str] | None = None,
     requested_by: object | None = None,
 ) -> Reconciliation:
     """Store the uploads and queue the comparison (after commit)."""
@@ -63,6 +64,7 @@ def reconciliation_create(
         ignore_columns=list(ignore_columns),
         case_insensitive_columns=list(case_insensitive_columns),
         numeric_tolerance=numeric_tolerance,
+        date_formats=dict(date_formats or {}),
     )
     from .tasks import run_reconciliation
 
@@ -105,6 +107,7 @@ def reconciliation_run(*, reconciliation_id: int) -> Reconciliation:
                 ignore=tuple(record.ignore_columns),
                 case_insensitive=tuple(record.case_insensitive_columns),
                 numeric_tolerance=record.numeric_tolerance,
+                date_formats=record.date_formats,
                 memory_limit=settings.RECONCILIATION_MEMORY_LIMIT,
             ),
             on_step=step,

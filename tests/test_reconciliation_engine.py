@@ -329,3 +329,16 @@ def test_a_damaged_workbook_is_refused_with_a_message(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(UnreadableFile, match="workbook"):
         open_flat_file(path, tmp_path, name="CRM")
+
+
+def test_a_date_format_per_column_reads_crm_style_dates(tmp_path):
+    summary, diffs = run(
+        tmp_path,
+        [row(1), row(2)],
+        [row(1, CREATION_DATE="03.12.2026 16:00"), row(2, CREATION_DATE="03.12.2026 17:30")],
+        Options(date_formats={"CREATION_DATE": "%d.%m.%Y %H:%M"}),
+    )
+    assert diffs == [
+        (Kind.MISMATCH, "2", "CREATION_DATE", "2026-12-03T16:00:00+00:00", "03.12.2026 17:30")
+    ]
+    assert summary.matched == 1
