@@ -19,7 +19,7 @@ from webhooks.models import Endpoint
 from . import services
 from .models import Difference, Reconciliation
 from .reading import UnreadableFile, preview_rows
-from .report import report_blocks
+from .report import report_download
 
 
 class UploadForm(forms.Form):
@@ -196,17 +196,7 @@ class ReconciliationAdmin(admin.ModelAdmin):
         record = get_object_or_404(Reconciliation, pk=pk)
         if not self.has_view_permission(request, record):
             raise PermissionDenied
-        rows = (
-            Difference.objects.filter(reconciliation=record)
-            .order_by("key", "id")
-            .values_list("kind", "key", "column", "s360_value", "crm_value")
-            .iterator(chunk_size=5000)
-        )
-        response = StreamingHttpResponse(
-            report_blocks(rows), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="reconciliation-{record.pk}.csv"'
-        return response
+        return report_download(record)
 
     def resync_view(self, request: HttpRequest, pk: int) -> HttpResponseRedirect:
         if not request.user.has_perms(

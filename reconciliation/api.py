@@ -21,7 +21,7 @@ from webhooks.models import Endpoint
 
 from . import services
 from .models import Difference, Reconciliation
-from .report import report_blocks
+from .report import report_download
 
 
 class CreateSerializer(serializers.Serializer):
@@ -167,18 +167,7 @@ class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):
     def report(self, request: Request, pk: str) -> StreamingHttpResponse:
         """The differences as CSV; cells that would be spreadsheet formulas are neutralized."""
         record = self.get_object()
-        rows = (
-            Difference.objects.filter(reconciliation=record)
-            .order_by("key", "id")
-            .values_list("kind", "key", "column", "s360_value", "crm_value")
-            .iterator(chunk_size=5000)
-        )
-
-        response = StreamingHttpResponse(
-            report_blocks(rows), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="reconciliation-{record.pk}.csv"'
-        return response
+        return report_download(record)
 
     @extend_schema(
         request=inline_serializer("Resync", {"endpoint": serializers.IntegerField()}),

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import duckdb
+from django.http import StreamingHttpResponse
 
 REPORT_COLUMNS = ("KIND", "KEY", "COLUMN", "S360_VALUE", "CRM_VALUE")
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection).
@@ -57,3 +58,19 @@ def write_report(rows: Iterable[tuple], out: Path) -> int:
             handle.write(block)
             lines += block.count("\n")
     return lines - 1
+
+
+def report_download(reconciliation: object) -> StreamingHttpResponse:
+    """The stored differences of a reconciliation as a streamed CSV download."""
+    from .models import Difference
+
+    rows = (
+        Difference.objects.filter(reconciliation=reconciliation)
+        .order_by("key", "id")
+        .values_list("kind", "key", "column", "s360_value", "crm_value")
+        .iterator(chunk_size=5000)
+    )
+    response = StreamingHttpResponse(report_blocks(rows), content_type="text/csv; charset=utf-8")
+    filename = f"reconciliation-{reconciliation.pk}.csv"  # type: ignore[attr-defined]
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
