@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from orders.models import OrderState, OrderType
+from orders.forms import codes, order_states_field, order_types_field, sales_channels_field
 from webhooks.models import Endpoint
 
 from . import imports, outbox
@@ -163,22 +163,12 @@ class ImportForm(forms.Form):
         widget=admin_widgets.AdminSplitDateTime,
         help_text="Exclusive, UTC.",
     )
-    order_types = forms.MultipleChoiceField(
-        choices=OrderType.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: all.",
-    )
-    order_states = forms.MultipleChoiceField(
-        choices=OrderState.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: all.",
-    )
-    sales_channels = forms.CharField(required=False, help_text="Comma-separated codes; empty: all.")
+    order_types = order_types_field()
+    order_states = order_states_field()
+    sales_channels = sales_channels_field()
 
     def clean_sales_channels(self) -> list[str]:
-        return [c.strip() for c in self.cleaned_data["sales_channels"].split(",") if c.strip()]
+        return codes(self.cleaned_data["sales_channels"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
-from orders.models import OrderState, OrderType
+from orders.forms import codes, order_states_field, order_types_field, sales_channels_field
 from sync import selectors
 from sync import services as sync_services
 
@@ -22,21 +22,9 @@ from .url_safety import UnsafeURL, check_url
 
 class EndpointForm(forms.ModelForm):
     url = forms.URLField(label="URL", max_length=2000, assume_scheme="https")
-    filter_order_types = forms.MultipleChoiceField(
-        choices=OrderType.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: all order types.",
-    )
-    filter_order_states = forms.MultipleChoiceField(
-        choices=OrderState.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: all states.",
-    )
-    filter_sales_channels = forms.CharField(
-        required=False, help_text="Comma-separated salesChannelCodes; empty: all channels."
-    )
+    filter_order_types = order_types_field()
+    filter_order_states = order_states_field()
+    filter_sales_channels = sales_channels_field()
     auth_secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
@@ -69,8 +57,7 @@ class EndpointForm(forms.ModelForm):
             self.initial["filter_sales_channels"] = ", ".join(channels)
 
     def clean_filter_sales_channels(self) -> list[str]:
-        text = self.cleaned_data["filter_sales_channels"]
-        return [c.strip() for c in text.split(",") if c.strip()]
+        return codes(self.cleaned_data["filter_sales_channels"])
 
     def clean_auth_secret(self) -> str:
         secret = self.cleaned_data["auth_secret"]
