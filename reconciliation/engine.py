@@ -44,6 +44,12 @@ class Summary:
     duplicate_keys_crm: int = 0
     unparseable: int = 0
     mismatches_by_column: dict[str, int] = field(default_factory=dict)
+    # Columns that were not compared because the other side has no such column (after the
+    # column map): a typo or a missing mapping must not pass for "everything matched".
+    columns_only_in_s360: list[str] = field(default_factory=list)
+    columns_only_in_crm: list[str] = field(default_factory=list)
+    rows_without_key_s360: int = 0
+    rows_without_key_crm: int = 0
 
     def as_api(self) -> dict[str, object]:
         """The summary with the API's (design.md) names."""
@@ -58,6 +64,10 @@ class Summary:
             "duplicateKeysCrm": self.duplicate_keys_crm,
             "unparseable": self.unparseable,
             "mismatchesByColumn": self.mismatches_by_column,
+            "columnsOnlyInS360": self.columns_only_in_s360,
+            "columnsOnlyInCrm": self.columns_only_in_crm,
+            "rowsWithoutKeyS360": self.rows_without_key_s360,
+            "rowsWithoutKeyCrm": self.rows_without_key_crm,
         }
 
 
@@ -126,6 +136,11 @@ def compare(
                 f"The {side} file has no key column {missing}; its columns are {list(columns)}"
                 + (" (after the column map)." if side == "CRM" else ".")
             )
+    if len(set(crm_columns)) != len(crm_columns):
+        raise UnreadableFile(
+            f"After the column map the CRM file has a column twice: {crm_columns}. Map each "
+            "CRM column to a different S-360 column."
+        )
     compared = [
         c for c in s360.columns if c in crm_columns and c not in key and c not in options.ignore
     ]
@@ -146,11 +161,20 @@ def compare(
             _load(db, table, flat, names, key, compared, options)
         on_step("Comparing")
         summary = _diff(db, compared, options)
+        skipped = set(key) | set(options.ignore)
+        summary.columns_only_in_s360 = [
+            c for c in s360.columns if c not in crm_columns and c not in skipped
+        ]
+        summary.columns_only_in_crm = [
+            c for c in crm_columns if c not in s360.columns and c not in skipped
+        ]
         db.execute("ATTACH ? AS job", [str(workdir / "job.duckdb")])
         db.execute("CREATE TABLE job.differences AS SELECT * FROM differences ORDER BY k")
         return summary
     except duckdb.Error as error:
-        raise UnreadableFile(f"The files could not be read: {error}") from None
+        # DuckDB's first line says what is wrong; the rest is SQL and option dumps.
+        reason = str(error).split("\n")[0].split(" Original Line:")[0][:300]
+        raise UnreadableFile(f"The files could not be read as CSV: {reason}") from None
     finally:
         db.close()
 
@@ -168,6 +192,8 @@ def _load(
     by hash), whether any value does not parse, and the raw text for the report. Every value
     is read as text; a short row is padded with NULLs, never shifted."""
     key_text = " || '|' || ".join(f"coalesce(trim(v.{_quote(c)}), '')" for c in key)
+    # A row without its key (a blank line, an empty spreadsheet row) cannot be matched.
+    key_present = " OR ".join(f"NULLIF(trim(v.{_quote(c)}), '') IS NOT NULL" for c in key)
     values = [f"v.{_quote(c)}" for c in compared]
     formats = options.date_formats
     normalized = [
@@ -179,20 +205,30 @@ def _load(
     unparseable = " OR ".join(
         _unparseable(c, v, formats.get(c, "")) for c, v in zip(compared, values, strict=True)
     )
-    db.execute(
+    select = (
         f"CREATE TABLE {table} AS SELECT {key_text} AS k, "
         f"hash({', '.join(normalized) or 'NULL'}) AS h, ({unparseable or 'false'}) AS u, "
+        f"({key_present}) AS kp, "
         + ", ".join(f"v.{_quote(c)} AS {_quote('r_' + c)}" for c in compared)
         + " FROM read_csv(?, delim = ?, header = true, all_varchar = true, quote = '\"', "
-        "escape = '\"', null_padding = true, strict_mode = false, names = ?, parallel = true) v",
-        [str(flat.path), flat.delimiter, list(names)],
+        "escape = '\"', null_padding = true, strict_mode = false, names = ?, "
+        "parallel = {parallel}) v"
     )
+    params = [str(flat.path), flat.delimiter, list(names)]
+    try:
+        db.execute(select.format(parallel="true"), params)
+    except duckdb.Error as error:
+        # A quoted field holding a line break defeats the parallel scanner: read it in one
+        # thread instead (slower, but right).
+        if "quoted new lines" not in str(error):
+            raise
+        db.execute(select.format(parallel="false"), params)
 
 
 def _diff(db: duckdb.DuckDBPyConnection, compared: list[str], options: Options) -> Summary:
     for side in ("s360", "crm"):
         db.execute(
-            f"CREATE TABLE {side}_dupes AS SELECT k, count(*) AS n FROM {side} "
+            f"CREATE TABLE {side}_dupes AS SELECT k, count(*) AS n FROM {side} WHERE kp "
             "GROUP BY k HAVING count(*) > 1"
         )
     db.execute(
@@ -207,10 +243,12 @@ def _diff(db: duckdb.DuckDBPyConnection, compared: list[str], options: Options) 
         "INSERT INTO differences SELECT 'DUPLICATE_KEY', k, 'CRM', NULL, n::VARCHAR FROM crm_dupes"
     )
     # Keys seen twice on a side cannot be matched row to row: reported above, left out here.
+    # ...on both sides: a key duplicated in S-360 is not "only in the CRM" either.
+    db.execute("CREATE TABLE dupes AS SELECT k FROM s360_dupes UNION SELECT k FROM crm_dupes")
     db.execute(
         "CREATE TABLE pairs AS SELECT s.k AS sk, c.k AS ck, s.h <> c.h OR s.u OR c.u AS suspect "
-        "FROM (SELECT k, h, u FROM s360 WHERE k NOT IN (SELECT k FROM s360_dupes)) s "
-        "FULL OUTER JOIN (SELECT k, h, u FROM crm WHERE k NOT IN (SELECT k FROM crm_dupes)) c "
+        "FROM (SELECT k, h, u FROM s360 WHERE kp AND k NOT IN (SELECT k FROM dupes)) s "
+        "FULL OUTER JOIN (SELECT k, h, u FROM crm WHERE kp AND k NOT IN (SELECT k FROM dupes)) c "
         "ON s.k = c.k"
     )
     db.execute(
@@ -230,7 +268,7 @@ def _diff(db: duckdb.DuckDBPyConnection, compared: list[str], options: Options) 
             f"c.{_quote('r_' + c)} AS {_quote('c_' + c)}"
             for c in compared
         )
-        + " FROM s360 s JOIN crm c ON s.k = c.k "
+        + " FROM (SELECT * FROM s360 WHERE kp) s JOIN (SELECT * FROM crm WHERE kp) c ON s.k = c.k "
         "WHERE s.k IN (SELECT sk FROM pairs WHERE suspect)"
     )
     for col in compared:
@@ -246,7 +284,10 @@ def _diff(db: duckdb.DuckDBPyConnection, compared: list[str], options: Options) 
             [col],
         )
         if col in AMOUNT_COLUMNS and options.numeric_tolerance:
-            differs = f"abs({sn} - {cn}) > {float(options.numeric_tolerance)}"
+            differs = (
+                f"({sn} IS NULL) <> ({cn} IS NULL) "
+                f"OR abs({sn} - {cn}) > {float(options.numeric_tolerance)}"
+            )
         else:
             differs = f"{sn} IS DISTINCT FROM {cn}"
         db.execute(
@@ -255,8 +296,12 @@ def _diff(db: duckdb.DuckDBPyConnection, compared: list[str], options: Options) 
             [col],
         )
     summary = Summary()
-    summary.s360_rows = db.execute("SELECT count(*) FROM s360").fetchone()[0]
-    summary.crm_rows = db.execute("SELECT count(*) FROM crm").fetchone()[0]
+    summary.s360_rows, summary.rows_without_key_s360 = db.execute(
+        "SELECT count(*) FILTER (WHERE kp), count(*) FILTER (WHERE NOT kp) FROM s360"
+    ).fetchone()
+    summary.crm_rows, summary.rows_without_key_crm = db.execute(
+        "SELECT count(*) FILTER (WHERE kp), count(*) FILTER (WHERE NOT kp) FROM crm"
+    ).fetchone()
     counts = dict(
         db.execute("SELECT kind, count(DISTINCT k) FROM differences GROUP BY kind").fetchall()
     )

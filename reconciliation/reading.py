@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,19 +35,38 @@ class _Sniffed:
     columns: tuple[str, ...]
 
 
-def _decode(sample: bytes) -> tuple[str, str]:
+def _decode(sample: bytes, *, whole: bool) -> tuple[str, str]:
+    """Text and encoding of a file's first bytes (`whole`: they are the whole file)."""
     if sample.startswith(codecs.BOM_UTF8):
         return sample[3:].decode("utf-8", "replace"), "utf-8-sig"
     try:
         return sample.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as error:
         # A multi-byte character cut by the end of the sample is still UTF-8.
-        if error.start >= len(sample) - 3:
+        if not whole and error.start >= len(sample) - 3:
             return sample[: error.start].decode("utf-8"), "utf-8"
     return sample.decode("cp1252", "replace"), "cp1252"
 
 
-def _sniff(sample: bytes, name: str) -> _Sniffed:
+def _is_utf8(path: Path) -> bool:
+    """Whether the whole file decodes as UTF-8: the first non-ASCII byte of an Excel export
+    may come megabytes in."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        try:
+            while chunk := handle.read(4 * 1024 * 1024):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _split_header(header: str, delimiter: str) -> list[str]:
+    return next(csv.reader([header], delimiter=delimiter), [])
+
+
+def _sniff(sample: bytes, name: str, *, whole: bool = False) -> _Sniffed:
     """Encoding, delimiter and header from the first bytes; UnreadableFile says what is wrong."""
     if not sample.strip():
         raise UnreadableFile(f"The {name} file is empty.")
@@ -56,16 +76,21 @@ def _sniff(sample: bytes, name: str) -> _Sniffed:
         )
     if b"\x00" in sample:
         raise UnreadableFile(f"The {name} file is not a text file (it holds binary data).")
-    text, encoding = _decode(sample)
+    text, encoding = _decode(sample, whole=whole)
     header = text.splitlines()[0]
-    counts = {d: header.count(d) for d in DELIMITERS}
-    delimiter = max(counts, key=lambda d: counts[d])
-    if not counts[delimiter]:
+    # Per candidate: does it split the header into clean names (no stray quote left), and
+    # into how many? Clean first, then more columns; on a tie S-360's own ';' wins.
+    splits = {d: _split_header(header, d) for d in DELIMITERS}
+    delimiter = max(
+        DELIMITERS,
+        key=lambda d: (not any('"' in name for name in splits[d]), len(splits[d])),
+    )
+    if len(splits[delimiter]) < 2:
         raise UnreadableFile(
             f"The {name} file's first line has no ';', ',' or tab: it needs a header row of "
-            "column names."
+            "column names (at least the key and one more column)."
         )
-    columns = tuple(c.strip().strip('"').strip() for c in header.split(delimiter))
+    columns = tuple(c.strip() for c in _split_header(header, delimiter))
     if any(not c for c in columns) or len(set(columns)) != len(columns):
         raise UnreadableFile(
             f"The {name} file's header has empty or repeated column names: {list(columns)}."
@@ -113,13 +138,16 @@ def open_flat_file(path: Path, workdir: Path, *, name: str) -> FlatFile:
         head = handle.read(SAMPLE_BYTES)
     if head.startswith(XLSX_MAGIC):
         converted = workdir / f"{name}-sheet.csv"
-        _xlsx_to_csv(path, converted, name=name)
+        with path.open("rb") as workbook:
+            _xlsx_to_csv(workbook, converted, name=name)
         path = converted
         with path.open("rb") as handle:
             head = handle.read(SAMPLE_BYTES)
-    sniffed = _sniff(head, name)
-    if sniffed.encoding == "utf-8":
+    sniffed = _sniff(head, name, whole=len(head) < SAMPLE_BYTES)
+    if sniffed.encoding == "utf-8" and _is_utf8(path):
         return FlatFile(path, sniffed.delimiter, sniffed.encoding, sniffed.columns)
+    if sniffed.encoding == "utf-8":  # UTF-8 at first, then not: an Excel (cp1252) export
+        sniffed = _Sniffed(sniffed.text, "cp1252", sniffed.delimiter, sniffed.columns)
     utf8 = workdir / f"{name}.csv"
     source = "utf-8-sig" if sniffed.encoding == "utf-8-sig" else "cp1252"
     with (
@@ -143,6 +171,6 @@ def preview_rows(upload: BinaryIO, *, name: str, rows: int = 5) -> list[list[str
             _xlsx_to_csv(upload, converted, name=name, limit=rows)
             head = converted.read_bytes()
         upload.seek(0)
-    sniffed = _sniff(head, name)
-    lines = sniffed.text.splitlines()[: rows + 1]
-    return list(csv.reader(lines, delimiter=sniffed.delimiter))
+    sniffed = _sniff(head, name, whole=len(head) < SAMPLE_BYTES)
+    reader = csv.reader(io.StringIO(sniffed.text), delimiter=sniffed.delimiter)
+    return [row for _, row in zip(range(rows + 1), reader, strict=False)]

@@ -146,7 +146,7 @@ def _store_differences(record: Reconciliation, job_db: Path) -> None:
                 reconciliation=record,
                 kind=kind,
                 key=key[:200],
-                column=column or "",
+                column=(column or "")[:200],
                 s360_value=s360_value,
                 crm_value=crm_value,
             )
@@ -184,7 +184,9 @@ def reconciliation_resync(*, reconciliation: Reconciliation, endpoint: Endpoint)
         .values_list("key", flat=True)
         .distinct()
     )
-    order_ids = sorted({int(k.split("|")[0]) for k in keys if k.split("|")[0].isdigit()})
+    order_ids = sorted(
+        {int(first) for k in keys if (first := k.split("|")[0]).isascii() and first.isdigit()}
+    )
     flagged = 0
     with transaction.atomic():
         for start in range(0, len(order_ids), 5000):

@@ -64,6 +64,10 @@ def test_a_reconciliation_against_the_database_finds_every_difference(
     assert record["s360Generated"] is True
     ids = sorted(o["order_id"] for o in orders)
     assert record["summary"] | {"mismatchesByColumn": None} == {
+        "columnsOnlyInS360": [],
+        "columnsOnlyInCrm": [],
+        "rowsWithoutKeyS360": 0,
+        "rowsWithoutKeyCrm": 0,
         "s360Rows": 20,
         "crmRows": 19,
         "matched": 17,
@@ -230,3 +234,22 @@ def test_admin_upload_preview_compare_results_report_and_resync(
     assert "No difference with these filters" in filtered.content.decode()
     assert Difference.objects.filter(reconciliation=record).count() == 1
     assert record.created_at <= timezone.now()
+
+
+def test_resync_skips_keys_that_look_like_digits_but_are_not_order_ids(
+    api, django_capture_on_commit_callbacks
+):
+    create_orders(2)
+    endpoint, _ = endpoint_create(data={"name": "CRM", "url": "http://127.0.0.1:9/h"})
+    s360 = "ORDER_ID;ORDER_STATE\n\u00b2;CLOSED\n5;CLOSED\n".encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        record_id = api.post(
+            API,
+            {
+                "crmFile": upload("c.csv", b"ORDER_ID;ORDER_STATE\n"),
+                "s360File": upload("s.csv", s360),
+            },
+            format="multipart",
+        ).json()["id"]
+    response = api.post(f"{API}{record_id}/resync/", {"endpoint": endpoint.pk}, format="json")
+    assert response.status_code == 200 and response.json() == {"flagged": 0}

@@ -101,6 +101,10 @@ def test_missing_on_each_side_and_changed_fields_are_reported_exactly(tmp_path):
         "duplicateKeysCrm": 0,
         "unparseable": 0,
         "mismatchesByColumn": {"ORDER_STATE": 1, "SYNC_VERSION": 1},
+        "columnsOnlyInS360": [],
+        "columnsOnlyInCrm": [],
+        "rowsWithoutKeyS360": 0,
+        "rowsWithoutKeyCrm": 0,
     }
 
 
@@ -342,3 +346,72 @@ def test_a_date_format_per_column_reads_crm_style_dates(tmp_path):
         (Kind.MISMATCH, "2", "CREATION_DATE", "2026-12-03T16:00:00+00:00", "03.12.2026 17:30")
     ]
     assert summary.matched == 1
+
+
+# --- from the review: files as they come out of real CRMs ---------------------------------
+
+
+def test_a_quoted_field_with_a_line_break_is_one_value(tmp_path):
+    summary, diffs = run(
+        tmp_path,
+        [row(1, ORDER_ORIGINATOR="line one\nline two")],
+        [row(1, ORDER_ORIGINATOR="line one\nline two")],
+    )
+    assert diffs == [] and summary.matched == 1
+
+
+def test_a_windows_1252_file_is_recognized_even_when_its_first_accent_comes_late(tmp_path):
+    late = [row(i) for i in range(1, 6000)] + [row(6000, ORDER_ORIGINATOR="Café")]
+    summary, diffs = run(tmp_path, late, late, encoding="cp1252")
+    assert summary.matched == 6000 and diffs == []
+    path = tmp_path / "small.csv"
+    path.write_bytes("ORDER_ID;NAME\n1;Caf\xe9\n".encode("latin-1"))
+    assert open_flat_file(path, tmp_path, name="CRM").encoding == "cp1252"
+
+
+def test_a_key_duplicated_on_one_side_is_not_called_missing_on_the_other(tmp_path):
+    summary, diffs = run(tmp_path, [row(1), row(1, ORDER_STATE="X"), row(2)], [row(1), row(2)])
+    assert (Kind.DUPLICATE_KEY, "1", "S360", "2", None) in diffs
+    assert summary.only_in_crm == 0 and summary.only_in_s360 == 0
+
+
+def test_columns_on_one_side_only_are_named_in_the_summary(tmp_path):
+    crm_header = [*HEADER[:-1], "PHONE"]
+    summary, _ = run(tmp_path, [row(1)], [row(1)], header=crm_header)
+    assert summary.columns_only_in_s360 == ["SYNC_VERSION"]
+    assert summary.columns_only_in_crm == ["PHONE"]
+
+
+def test_a_quoted_header_with_delimiters_inside_keeps_its_columns(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text('ORDER_ID,"NOTE;A;B",NAME\n1,x,y\n', encoding="utf-8-sig")
+    flat = open_flat_file(path, tmp_path, name="CRM")
+    assert (flat.delimiter, flat.columns) == (",", ("ORDER_ID", "NOTE;A;B", "NAME"))
+
+
+def test_a_tolerance_does_not_hide_an_amount_missing_on_one_side(tmp_path):
+    _, diffs = run(tmp_path, [row(1)], [row(1, SALE_AMOUNT="")], Options(numeric_tolerance=0.01))
+    assert diffs == [(Kind.MISMATCH, "1", "SALE_AMOUNT", "40.00", None)]
+
+
+def test_rows_without_a_key_are_counted_not_matched(tmp_path):
+    summary, diffs = run(tmp_path, [row(1)], [row(1), row(0, ORDER_ID=""), ["", "", ""]])
+    assert (summary.crm_rows, summary.rows_without_key_crm, summary.matched) == (1, 2, 1)
+    assert diffs == []
+
+
+def test_a_workbook_not_named_xlsx_is_read_too(tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(["ORDER_ID", "ORDER_STATE"])
+    workbook.active.append([1, "CLOSED"])
+    workbook.save(tmp_path / "export.xlsx")
+    (tmp_path / "export.xlsx").rename(tmp_path / "upload.bin")
+    flat = open_flat_file(tmp_path / "upload.bin", tmp_path, name="CRM")
+    assert flat.columns == ("ORDER_ID", "ORDER_STATE")
+
+
+def test_a_column_map_that_names_a_column_twice_is_refused(tmp_path):
+    with pytest.raises(UnreadableFile, match="column twice"):
+        run(tmp_path, [row(1)], [row(1)], Options(column_map={"ORDER_STATE": "ORDER_ID"}))

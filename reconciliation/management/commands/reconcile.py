@@ -38,7 +38,9 @@ class Command(BaseCommand):
         if not isinstance(column_map, dict):
             raise CommandError("--map must be a JSON object of CRM name -> S-360 name.")
         settings = Options(
-            key=tuple(options["key"] or DEFAULT_KEY),
+            key=tuple(
+                name.strip() for keys in options["key"] or DEFAULT_KEY for name in keys.split(",")
+            ),
             column_map=column_map,
             ignore=tuple(options["ignore"]),
             memory_limit=str(options["memory_limit"]),
