@@ -253,3 +253,23 @@ def test_resync_skips_keys_that_look_like_digits_but_are_not_order_ids(
         ).json()["id"]
     response = api.post(f"{API}{record_id}/resync/", {"endpoint": endpoint.pk}, format="json")
     assert response.status_code == 200 and response.json() == {"flagged": 0}
+
+
+def test_the_results_page_names_columns_that_were_not_compared(
+    admin_client_logged, django_capture_on_commit_callbacks
+):
+    s360 = b"ORDER_ID;ORDER_STATE;EMAIL\n1;CLOSED;a@b\n"
+    crm = b"ORDER_ID;ORDER_STATE;PHONE\n1;CLOSED;+41\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        done = admin_client_logged.post(
+            "/admin/reconciliation/reconciliation/add/",
+            {
+                "crm_file": upload("c.csv", crm),
+                "s360_file": upload("s.csv", s360),
+                "key_columns": "ORDER_ID",
+                "numeric_tolerance": 0,
+                "_compare": "1",
+            },
+        )
+    html = admin_client_logged.get(done["Location"]).content.decode()
+    assert 'id="unmatched-columns"' in html and "EMAIL" in html and "PHONE" in html
