@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shutil
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orders.export import export_csv_blocks
@@ -27,6 +29,7 @@ from .report import differences
 
 log = logging.getLogger(__name__)
 COPY_BATCH = 5000
+STALE_AFTER = dt.timedelta(hours=2)  # ten million rows a side take under a minute
 
 
 class UploadTooLarge(ValueError):
@@ -82,9 +85,15 @@ def _workdir(record: Reconciliation) -> Path:
 def reconciliation_run(*, reconciliation_id: int) -> Reconciliation:
     """Compare the two files and store every difference. Never raises for bad files: the
     record ends FAILED with an error that says what to fix."""
-    claimed = Reconciliation.objects.filter(
-        pk=reconciliation_id, status=Reconciliation.Status.PENDING
-    ).update(status=Reconciliation.Status.RUNNING, started_at=timezone.now())
+    now = timezone.now()
+    # PENDING, or RUNNING for so long that its worker must have died (Celery redelivers the
+    # task of a killed worker: it takes the job over instead of leaving it RUNNING forever).
+    runnable = Q(status=Reconciliation.Status.PENDING) | Q(
+        status=Reconciliation.Status.RUNNING, started_at__lt=now - STALE_AFTER
+    )
+    claimed = Reconciliation.objects.filter(runnable, pk=reconciliation_id).update(
+        status=Reconciliation.Status.RUNNING, started_at=now
+    )
     record = Reconciliation.objects.get(pk=reconciliation_id)
     if not claimed:  # already run, or running elsewhere
         return record
@@ -139,6 +148,7 @@ def _s360_file(record: Reconciliation, workdir: Path) -> Path:
 
 
 def _store_differences(record: Reconciliation, job_db: Path) -> None:
+    Difference.objects.filter(reconciliation=record).delete()  # a taken-over run starts clean
     batch: list[Difference] = []
     for kind, key, column, s360_value, crm_value in differences(job_db):
         batch.append(

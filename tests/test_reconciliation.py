@@ -273,3 +273,22 @@ def test_the_results_page_names_columns_that_were_not_compared(
         )
     html = admin_client_logged.get(done["Location"]).content.decode()
     assert 'id="unmatched-columns"' in html and "EMAIL" in html and "PHONE" in html
+
+
+def test_a_run_left_running_by_a_dead_worker_is_taken_over_later(db, tmp_path):
+    import datetime as dt
+
+    from reconciliation.services import reconciliation_run
+
+    record = Reconciliation.objects.create(
+        crm_file=upload("c.csv", b"ORDER_ID;A\n1;x\n"),
+        s360_file=upload("s.csv", b"ORDER_ID;A\n1;x\n"),
+        key_columns=["ORDER_ID"],
+        status=Reconciliation.Status.RUNNING,
+        started_at=timezone.now() - dt.timedelta(minutes=5),
+    )
+    assert reconciliation_run(reconciliation_id=record.pk).status == "RUNNING"  # still alive?
+    Reconciliation.objects.filter(pk=record.pk).update(
+        started_at=timezone.now() - dt.timedelta(hours=3)
+    )
+    assert reconciliation_run(reconciliation_id=record.pk).status == "DONE"
