@@ -13,6 +13,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -52,7 +53,10 @@ class CSVRenderer(BaseRenderer):
 
 
 class OrderViewSet(viewsets.GenericViewSet):
+    """Orders in (add/change permissions: the API client role), read by any logged-in user."""
+
     serializer_class = OrderSerializer
+    permission_classes = [DjangoModelPermissions]
     filterset_class = OrderFilter
     pagination_class = OrderCursorPagination
     lookup_field = "order_id"
