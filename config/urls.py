@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.routers import DefaultRouter
 
+from config.health import health
 from orders.api import CSVRenderer, OrderViewSet
 from reconciliation.api import ReconciliationViewSet
 from sync.api import ImportViewSet, RunViewSet
@@ -21,6 +22,7 @@ router.register("reconciliations", ReconciliationViewSet, basename="reconciliati
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    path("health/", health, name="health"),
     # design.md's path has no trailing slash: a file name, not a collection.
     path(
         "api/v1/reconciliations/<int:pk>/report.csv",
