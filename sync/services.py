@@ -249,3 +249,14 @@ def endpoint_send_test(*, endpoint: Endpoint) -> sending.SendResult:
         return sending.post_payload(
             client=client, endpoint=endpoint, payload_id=payload_id, body=body, at=at
         )
+
+
+def deliveries_prune(*, older_than_days: int) -> int:
+    """Delete deliveries (and executions left without any) older than the given days;
+    return the deliveries deleted. The outbox is never touched: pending orders stay."""
+    cutoff = timezone.now() - dt.timedelta(days=older_than_days)
+    deleted, _ = Delivery.objects.filter(attempted_at__lt=cutoff).delete()
+    SyncRun.objects.filter(started_at__lt=cutoff, deliveries__isnull=True).exclude(
+        status=RunStatus.RUNNING
+    ).delete()
+    return deleted

@@ -22,3 +22,11 @@ def run_endpoint(endpoint_id: int, trigger: str = RunTrigger.SCHEDULE) -> int | 
     """One execution for one endpoint; another one already running makes this a no-op."""
     run = services.execution_run(endpoint_id=endpoint_id, trigger=trigger)
     return run.pk if run else None
+
+
+@shared_task(name="sync.tasks.prune_deliveries", ignore_result=True)
+def prune_deliveries() -> int:
+    """Daily: drop the delivery log past DELIVERY_RETENTION_DAYS."""
+    from django.conf import settings
+
+    return services.deliveries_prune(older_than_days=settings.DELIVERY_RETENTION_DAYS)

@@ -633,3 +633,22 @@ def test_a_scheduled_tick_with_nothing_due_leaves_no_execution_behind(endpoint_a
     assert endpoint.last_run_at is not None
     create_orders(1)
     assert services.execution_run(endpoint_id=endpoint.pk).orders_delivered == 1
+
+
+def test_the_delivery_log_is_pruned_past_its_retention_and_pending_orders_stay(endpoint_and_crm):
+    from django.core.management import call_command
+
+    endpoint, crm = endpoint_and_crm(orders_per_payload=1)
+    create_orders(2)
+    old = run(endpoint)
+    create_orders(1)
+    crm.answers = [Response("down", status=500)]
+    with time_machine.travel(timezone.now() + dt.timedelta(days=40)):
+        recent = run(endpoint)
+        out = io.StringIO()
+        call_command("prune_deliveries", "--days", "30", stdout=out)
+    assert "Deleted 2 deliveries" in out.getvalue()
+    assert not SyncRun.objects.filter(pk=old.pk).exists()
+    assert SyncRun.objects.filter(pk=recent.pk).exists()
+    assert Delivery.objects.filter(run=recent).count() == 1
+    assert pending(endpoint) == 1  # the failed order is still owed to the CRM
