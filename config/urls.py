@@ -6,6 +6,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.routers import DefaultRouter
 
 from config.health import health
+from config.metrics import metrics
 from orders.api import CSVRenderer, OrderViewSet
 from reconciliation.api import ReconciliationViewSet
 from sync.api import ImportViewSet, RunViewSet
@@ -23,6 +24,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    path("metrics", metrics, name="metrics"),
     # design.md's path has no trailing slash: a file name, not a collection.
     path(
         "api/v1/reconciliations/<int:pk>/report.csv",

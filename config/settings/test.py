@@ -17,3 +17,10 @@ REST_FRAMEWORK = {
 import tempfile as _tempfile  # noqa: E402
 
 MEDIA_ROOT = Path(_tempfile.mkdtemp(prefix="s360-test-media-"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Static files come straight from the apps here; collectstatic is for production.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
