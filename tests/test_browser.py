@@ -3,7 +3,6 @@ against a live server on loopback. Skipped where no Chromium is installed (CI in
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -20,14 +19,14 @@ pytestmark = [
     ),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-# Playwright's sync API runs an event loop in this thread; the ORM calls here are the test's.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
-def page(live_server):
+def page(live_server, monkeypatch):
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread; the ORM calls are the test's.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     UserFactory(username="staff", password="pw-for-tests", is_staff=True, is_superuser=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
