@@ -67,7 +67,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_BROKER_URL": REDIS_URL,
     }
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+    return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", *args],
         cwd=ROOT,
         env=env,

@@ -22,7 +22,7 @@ def manage(
     """Run `manage.py <args>` in the project with exactly the given overrides (and without the
     inherited variables, nor those in `drop`)."""
     clean = {k: v for k, v in os.environ.items() if k not in INHERITED + drop}
-    return subprocess.run(  # noqa: S603 (fixed argv)
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT,
         env={**clean, **env},
