@@ -150,6 +150,14 @@ def _execute(
         run.orders_delivered,
         run.orders_failed,
         run.payloads,
+        extra={
+            "run_id": run.pk,
+            "endpoint_id": endpoint.pk,
+            "status": run.status,
+            "orders_claimed": run.orders_claimed,
+            "orders_delivered": run.orders_delivered,
+            "orders_failed": run.orders_failed,
+        },
     )
 
 
@@ -204,6 +212,14 @@ def _deliver(
         result.status_code or "-",
         result.duration_ms,
         result.error,
+        extra={
+            "delivery_id": payload_id,
+            "run_id": run.pk,
+            "endpoint_id": endpoint.pk,
+            "orders": len(orders),
+            "status_code": result.status_code,
+            "duration_ms": result.duration_ms,
+        },
     )
     return result, delivery
 

@@ -652,3 +652,22 @@ def test_the_delivery_log_is_pruned_past_its_retention_and_pending_orders_stay(e
     assert SyncRun.objects.filter(pk=recent.pk).exists()
     assert Delivery.objects.filter(run=recent).count() == 1
     assert pending(endpoint) == 1  # the failed order is still owed to the CRM
+
+
+def test_json_logs_carry_the_execution_and_delivery_ids(endpoint_and_crm, caplog):
+    import json as json_lib
+    import logging
+
+    from config.logs import JsonFormatter
+
+    endpoint, crm = endpoint_and_crm()
+    create_orders(2)
+    with caplog.at_level(logging.INFO, logger="sync.services"):
+        execution = run(endpoint)
+    lines = [json_lib.loads(JsonFormatter().format(r)) for r in caplog.records]
+    delivery = next(line for line in lines if "delivery_id" in line)
+    summary = next(line for line in lines if "orders_delivered" in line)
+    assert delivery["run_id"] == execution.pk == summary["run_id"]
+    assert delivery["delivery_id"] == crm.bodies[0]["id"]
+    assert (delivery["status_code"], summary["orders_delivered"]) == (200, 2)
+    assert summary["level"] == "INFO" and summary["logger"] == "sync.services"
