@@ -42,6 +42,7 @@ def test_degraded_when_the_broker_is_unreachable(client, dispatcher, monkeypatch
     from config.celery_app import app
 
     monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(app.conf, "broker_write_url", "redis://127.0.0.1:1/0")
     response = client.get("/health/")
     assert response.status_code == 503
     assert response.json()["broker"]["ok"] is False
