@@ -48,6 +48,7 @@ def test_bin_run_serves_the_admin_and_the_demo_orders_reach_the_demo_crm(tmp_pat
         "PORT": str(port),
         "DATABASE_URL": f"sqlite:///{database}",
         "CELERY_BROKER_DIR": str(tmp_path / "broker"),
+        "ADMIN_CREDENTIALS_FILE": str(tmp_path / "admin-credentials.txt"),
     }
     log = tmp_path / "run.log"
     process = subprocess.Popen(
@@ -67,6 +68,8 @@ def test_bin_run_serves_the_admin_and_the_demo_orders_reach_the_demo_crm(tmp_pat
             log,
         )
         assert "password" in log.read_text()
+        password = (tmp_path / "admin-credentials.txt").read_text().split()[1]
+        assert password in log.read_text()
 
         def crm_orders() -> int:
             with sqlite3.connect(database, timeout=5) as db:

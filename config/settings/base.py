@@ -180,6 +180,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=20 
 
 # Endpoint URLs resolving to loopback/private addresses are refused unless this is on.
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+# Where the embedded run (setup_demo) keeps the admin password it generated.
+ADMIN_CREDENTIALS_FILE = env(
+    "ADMIN_CREDENTIALS_FILE", default=str(BASE_DIR / "var" / "admin-credentials.txt")
+)
 # /metrics asks for this bearer token when set (Prometheus' `authorization` option).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Deliveries (the log of every POST) older than this are pruned daily; the outbox never is.

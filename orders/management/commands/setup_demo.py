@@ -22,12 +22,12 @@ DEMO_ORDERS = 500
 class Command(BaseCommand):
     help = (
         "First-run set-up of the embedded demo: an admin user (credentials printed and kept "
-        "in var/admin-credentials.txt), an endpoint wired to the demo CRM and demo orders, "
+        "in ADMIN_CREDENTIALS_FILE, var/admin-credentials.txt by default), an endpoint wired to the demo CRM and demo orders, "
         "each when missing. Safe to re-run."
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        credentials = Path(settings.BASE_DIR) / "var" / "admin-credentials.txt"
+        credentials = Path(settings.ADMIN_CREDENTIALS_FILE)
         User = get_user_model()
         if not User.objects.filter(username="admin").exists():
             password = secrets.token_urlsafe(12)
