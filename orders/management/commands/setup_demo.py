@@ -22,8 +22,8 @@ DEMO_ORDERS = 500
 class Command(BaseCommand):
     help = (
         "First-run set-up of the embedded demo: an admin user (credentials printed and kept "
-        "in ADMIN_CREDENTIALS_FILE, var/admin-credentials.txt by default), an endpoint wired to the demo CRM and demo orders, "
-        "each when missing. Safe to re-run."
+        "in ADMIN_CREDENTIALS_FILE, var/admin-credentials.txt by default), an endpoint wired "
+        "to the demo CRM, and demo orders, each when missing. Safe to re-run."
     )
 
     def handle(self, *args: object, **options: object) -> None:
