@@ -41,8 +41,21 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
+class EngineRecordAdmin(admin.ModelAdmin):
+    """What the sync engine writes (executions, deliveries, the outbox): read, never added or
+    edited by hand. Parked orders have their own action, Replay."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(EngineRecordAdmin):
     list_display = (
         "id",
         "endpoint",
@@ -59,17 +72,10 @@ class SyncRunAdmin(admin.ModelAdmin):
     list_filter = ("status", "trigger", "endpoint")
     list_select_related = ("endpoint",)
     inlines = (DeliveryInline,)
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(EngineRecordAdmin):
     list_display = (
         "payload_id",
         "endpoint",
@@ -83,13 +89,6 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_filter = ("ok", "endpoint")
     list_select_related = ("endpoint", "run")
     search_fields = ("=payload_id",)
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ParkedFilter(admin.SimpleListFilter):
@@ -108,7 +107,7 @@ class ParkedFilter(admin.SimpleListFilter):
 
 
 @admin.register(PendingOrder)
-class PendingOrderAdmin(admin.ModelAdmin):
+class PendingOrderAdmin(EngineRecordAdmin):
     """The outbox: what each endpoint still owes the CRM; parked orders can be replayed."""
 
     list_display = (
@@ -126,13 +125,6 @@ class PendingOrderAdmin(admin.ModelAdmin):
     search_fields = ("order__order_id",)  # shows the box; see get_search_results
     search_help_text = "Exact orderId."
     actions = ("replay",)
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[PendingOrder], search_term: str

@@ -10,23 +10,12 @@ import duckdb
 import pytest
 from django.core.management import CommandError, call_command
 
+from orders.selectors import EXPORT_COLUMNS
 from reconciliation.engine import Kind, Options, compare
 from reconciliation.reading import UnreadableFile, open_flat_file
 from reconciliation.report import differences, neutralize, write_report
 
-HEADER = [
-    "ORDER_ID",
-    "ORDER_STATE",
-    "ORDER_TYPE",
-    "ORDER_ORIGINATOR",
-    "CONTACT_NUMBER",
-    "SALES_CHANNEL_CODE",
-    "CURRENCY",
-    "SALE_AMOUNT",
-    "CREATION_DATE",
-    "LAST_MOD_DATE",
-    "SYNC_VERSION",
-]
+HEADER = list(EXPORT_COLUMNS)  # the S-360 flat-file export
 
 
 def row(order_id: int, **changes: str) -> list[str]:
