@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 from rest_framework import exceptions
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -49,3 +50,12 @@ def require(*perms: str) -> type:
 
     HasPerms.__name__ = f"Require({', '.join(perms)})"
     return HasPerms
+
+
+class CursorPages(CursorPagination):
+    """The API's pages: cursors (constant cost at any depth, no COUNT over millions of
+    rows), `pageSize` up to 1000. Subclasses set `ordering`."""
+
+    page_size = 100
+    page_size_query_param = "pageSize"
+    max_page_size = 1000

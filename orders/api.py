@@ -12,11 +12,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from config.api import CursorPages
 
 from . import selectors, services
 from .export import export_csv_blocks
@@ -30,13 +31,8 @@ from .serializers import (
 )
 
 
-class OrderCursorPagination(CursorPagination):
-    """Cursor pages: constant cost at any depth and no COUNT over millions of orders."""
-
+class OrderCursorPagination(CursorPages):
     ordering = ("-creation_date_time", "-order_id")
-    page_size = 100
-    page_size_query_param = "pageSize"
-    max_page_size = 1000
 
 
 class CSVRenderer(BaseRenderer):

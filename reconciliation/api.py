@@ -11,12 +11,11 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import require
+from config.api import CursorPages, require
 from webhooks.models import Endpoint
 
 from . import services
@@ -100,11 +99,8 @@ class DifferenceSerializer(serializers.ModelSerializer):
         fields = ["kind", "key", "column", "s360Value", "crmValue"]
 
 
-class DifferencePagination(CursorPagination):
+class DifferencePagination(CursorPages):
     ordering = ("key", "id")
-    page_size = 100
-    page_size_query_param = "pageSize"
-    max_page_size = 1000
 
 
 class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):

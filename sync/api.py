@@ -6,11 +6,10 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import require
+from config.api import CursorPages, require
 from orders.models import OrderState, OrderType
 
 from . import imports, selectors
@@ -77,11 +76,10 @@ class RunFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class RunPagination(CursorPagination):
-    ordering = ("-started_at", "-id")
+class RunPagination(CursorPages):
     page_size = 50
-    page_size_query_param = "pageSize"
     max_page_size = 500
+    ordering = ("-started_at", "-id")
 
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet):

@@ -9,12 +9,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import require
+from config.api import CursorPages, require
 from sync import imports, outbox, selectors
 from sync import services as sync_services
 from sync.api import EstimateSerializer, ImportRequestSerializer, ImportSerializer
@@ -39,11 +38,8 @@ class ParkedSerializer(serializers.Serializer):
     parkedAt = serializers.DateTimeField(source="parked_at")
 
 
-class ParkedPagination(CursorPagination):
+class ParkedPagination(CursorPages):
     ordering = ("-parked_at", "-id")
-    page_size = 100
-    page_size_query_param = "pageSize"
-    max_page_size = 1000
 
 
 class EndpointViewSet(viewsets.ModelViewSet):
