@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -21,9 +22,8 @@ from .models import PRIORITY, PendingOrder, SyncReason
 UPSERT_BATCH = 500
 # S-360 resends a failed order at every run; we do the same for its first attempts...
 IMMEDIATE_RETRIES = 3
-# ...then space them out, doubling from 30 minutes up to a day.
-FIRST_BACKOFF = dt.timedelta(minutes=30)
-MAX_BACKOFF = dt.timedelta(hours=24)
+# ...then space them out, doubling from SYNC_RETRY_BACKOFF_SECONDS (30 minutes) up to
+# SYNC_RETRY_MAX_BACKOFF_SECONDS (a day).
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,11 @@ def retry_delay(attempts: int) -> dt.timedelta:
     """Return how long an order waits after its `attempts`-th failed send."""
     if attempts <= IMMEDIATE_RETRIES:
         return dt.timedelta(0)
-    return min(FIRST_BACKOFF * 2 ** (attempts - IMMEDIATE_RETRIES - 1), MAX_BACKOFF)
+    first = settings.SYNC_RETRY_BACKOFF_SECONDS
+    wait = min(
+        first * 2 ** (attempts - IMMEDIATE_RETRIES - 1), settings.SYNC_RETRY_MAX_BACKOFF_SECONDS
+    )
+    return dt.timedelta(seconds=wait)
 
 
 def outbox_record(

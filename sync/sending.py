@@ -8,14 +8,14 @@ import email.utils
 import time
 from dataclasses import dataclass
 
+import httpcore
 import httpx
+from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
 from webhooks.models import AuthType, Endpoint
-from webhooks.url_safety import UnsafeURL, check_url
+from webhooks.url_safety import UnsafeURL, check_url, resolve_allowed
 
-CONNECT_TIMEOUT = 5.0
-TOTAL_TIMEOUT = 30.0
 EXCERPT_BYTES = 2048
 MAX_RETRY_AFTER = dt.timedelta(hours=24)
 USER_AGENT = "s360-crm-sync/1.0 (+Standard Webhooks)"
@@ -36,11 +36,98 @@ class SendResult:
         return self.status_code == 410
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write ends by the current request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, backend: _GuardedBackend) -> None:
+        self._stream = stream
+        self._backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._backend.time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._backend.time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        timeout = self._backend.time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, timeout), self._backend
+        )
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Connects only to addresses vetted by the SSRF rule, and holds every request to one
+    deadline.
+
+    The vetted address is the one we connect to: resolving once for the check and letting
+    the socket library resolve again would let a DNS answer that changes in between
+    (rebinding) reach a private address. TLS still verifies the certificate against the
+    host name (httpcore passes it to start_tls). httpx's own timeouts apply per read, so a
+    CRM that drips one byte at a time would never trip them; the deadline does.
+    """
+
+    deadline: float | None = None
+
+    def time_left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise error(f"No answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s")
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        last_error: Exception = httpcore.ConnectError(f"{host} has no address")
+        for *_, address in resolve_allowed(host, port):
+            try:  # an IP literal: the socket library does not resolve it again
+                stream = super().connect_tcp(
+                    address[0],
+                    port,
+                    self.time_left(timeout, httpcore.ConnectTimeout),
+                    local_address,
+                    socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                last_error = error
+                continue
+            return _DeadlineStream(stream, self)
+        raise last_error
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport on the guarded backend; each request gets the full time budget."""
+
+    def __init__(self) -> None:
+        super().__init__(trust_env=False)
+        self._backend = _GuardedBackend()
+        # httpx takes no network backend; its pool does (httpcore's public parameter).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=self._backend,
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._backend.deadline = time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS
+        return super().handle_request(request)
+
+
 def new_client() -> httpx.Client:
-    """An HTTP client for one execution: connect 5 s, 30 s in all, redirects not followed."""
+    """An HTTP client for one execution: WEBHOOK_TIMEOUT_SECONDS in all per POST (connect at
+    most WEBHOOK_CONNECT_TIMEOUT_SECONDS), only to vetted addresses, redirects not followed,
+    no proxy from the environment (the address we vet must be the one we reach)."""
+    total = settings.WEBHOOK_TIMEOUT_SECONDS
     return httpx.Client(
-        timeout=httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT),
+        transport=_GuardedTransport(),
+        timeout=httpx.Timeout(total, connect=settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS),
         follow_redirects=False,
+        trust_env=False,
         headers={"user-agent": USER_AGENT},
     )
 

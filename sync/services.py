@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -24,9 +25,14 @@ from .models import Delivery, PendingOrder, RunStatus, RunTrigger, SyncRun
 
 log = logging.getLogger(__name__)
 
-# The lease outlives one payload (30 s timeout) with room to spare, and is renewed before
-# each payload; a worker that dies holds the endpoint for at most this long.
-LEASE = dt.timedelta(minutes=2)
+
+def lease_length() -> dt.timedelta:
+    """SYNC_LEASE_SECONDS (2 minutes): outlives one payload with room to spare (settings
+    refuse less than twice the send timeout) and is renewed before each payload; a worker
+    that dies holds the endpoint for at most this long."""
+    return dt.timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+
+
 # This many failed payloads in a row end the execution: the CRM is down, stop knocking.
 MAX_CONSECUTIVE_FAILURES = 3
 
@@ -35,7 +41,7 @@ def lease_acquire(*, endpoint_id: int, owner: str, now: dt.datetime) -> bool:
     """Take the endpoint's lease if it is free or expired; return whether we got it."""
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     taken = Endpoint.objects.filter(free, pk=endpoint_id).update(
-        lease_owner=owner, lease_until=now + LEASE
+        lease_owner=owner, lease_until=now + lease_length()
     )
     # Nothing updated: another execution holds it (or the endpoint is gone).
     return taken == 1
@@ -45,7 +51,7 @@ def lease_renew(*, endpoint_id: int, owner: str) -> bool:
     """Extend our lease; False if it expired and someone else took it."""
     return (
         Endpoint.objects.filter(pk=endpoint_id, lease_owner=owner).update(
-            lease_until=timezone.now() + LEASE
+            lease_until=timezone.now() + lease_length()
         )
         == 1
     )

@@ -305,8 +305,8 @@ def test_a_new_version_of_a_parked_order_unparks_it(endpoint_and_crm):
     assert (row.parked_at, row.attempts, row.version) == (None, 0, 2)
 
 
-def test_a_timeout_is_a_failure_retried_later(endpoint_and_crm, httpserver, monkeypatch):
-    monkeypatch.setattr(sending, "TOTAL_TIMEOUT", 0.3)
+def test_a_timeout_is_a_failure_retried_later(endpoint_and_crm, httpserver, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
     endpoint, crm = endpoint_and_crm()
     create_orders(1)
     slow = Response("late", status=200)
@@ -434,7 +434,7 @@ def test_an_endpoint_under_lease_is_not_run_twice(endpoint_and_crm):
 def test_an_expired_lease_of_a_dead_worker_is_taken_over_and_its_run_closed(endpoint_and_crm):
     endpoint, _crm = endpoint_and_crm()
     create_orders(2)
-    long_ago = timezone.now() - services.LEASE - dt.timedelta(seconds=1)
+    long_ago = timezone.now() - services.lease_length() - dt.timedelta(seconds=1)
     services.lease_acquire(endpoint_id=endpoint.pk, owner="dead", now=long_ago)
     dead = SyncRun.objects.create(endpoint=endpoint, trigger="SCHEDULE", started_at=long_ago)
     execution = run(endpoint)

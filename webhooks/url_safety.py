@@ -41,17 +41,33 @@ def check_url(url: str) -> None:
         raise UnsafeURL("The URL has no host.")
     if parts.username or parts.password:
         raise UnsafeURL("Put credentials in the endpoint's authentication, not in the URL.")
-    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
-        return
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except ValueError as error:
+        raise UnsafeURL(f"The URL's port is not valid ({error}).") from None
+    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return  # local development: any host, resolved when sending
+    resolve_allowed(parts.hostname, port)
+
+
+def resolve_allowed(host: str, port: int) -> list[tuple]:
+    """Resolve `host` and return its getaddrinfo entries, all of them allowed targets;
+    raise UnsafeURL if it does not resolve or any address is not public.
+
+    The sender connects to exactly these addresses (sync.sending), so a DNS answer that
+    changes between this check and the connection (rebinding) cannot slip a private
+    address in."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError) as error:
-        raise UnsafeURL(f"The host {parts.hostname!r} does not resolve ({error}).") from None
+        raise UnsafeURL(f"The host {host!r} does not resolve ({error}).") from None
+    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return infos
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
         if _blocked(address):
             raise UnsafeURL(
-                f"{parts.hostname} resolves to {address}, a loopback, private, link-local or "
+                f"{host} resolves to {address}, a loopback, private, link-local or "
                 "reserved address: not allowed for a CRM endpoint."
             )
+    return infos

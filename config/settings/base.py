@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -180,6 +181,23 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=20 
 
 # Endpoint URLs resolving to loopback/private addresses are refused unless this is on.
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+# Sending to the CRM. A POST gets this long in all (connect, headers, body: enforced as one
+# deadline, so a CRM that drips its answer cannot hold an execution), connecting at most
+# WEBHOOK_CONNECT_TIMEOUT_SECONDS of it.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=30.0)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0)
+# An execution holds its endpoint this long, renewed before each payload; a worker that dies
+# holds it at most this long. It must outlast one payload with room to spare.
+SYNC_LEASE_SECONDS = env.float("SYNC_LEASE_SECONDS", default=120.0)
+# A failed order is resent at the next three executions, then waits this long, doubling up
+# to the maximum (S-360 itself resends at every run).
+SYNC_RETRY_BACKOFF_SECONDS = env.float("SYNC_RETRY_BACKOFF_SECONDS", default=30 * 60.0)
+SYNC_RETRY_MAX_BACKOFF_SECONDS = env.float("SYNC_RETRY_MAX_BACKOFF_SECONDS", default=24 * 3600.0)
+if SYNC_LEASE_SECONDS < 2 * WEBHOOK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        "SYNC_LEASE_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS: an execution "
+        "must never lose its endpoint while one payload is still in flight."
+    )
 # Where the embedded run (setup_demo) keeps the admin password it generated.
 ADMIN_CREDENTIALS_FILE = env(
     "ADMIN_CREDENTIALS_FILE", default=str(BASE_DIR / "var" / "admin-credentials.txt")

@@ -1,0 +1,193 @@
+"""The sender's guards at the socket (sync.sending): the address vetted is the address
+connected to (DNS rebinding), one deadline per POST (a CRM that drips its answer), no
+redirect, no proxy from the environment. Real loopback servers; only DNS is faked, since
+that is the edge we do not own."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.utils import timezone
+
+from sync import sending
+from webhooks.models import Endpoint
+
+HOST = "crm.rebinding.test"
+PUBLIC = "93.184.216.34"
+
+
+class Listener:
+    """A loopback TCP server that records every connection and answers with `script`."""
+
+    def __init__(self, script) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.script = script
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            with contextlib.suppress(OSError):  # the client gave up: the point of some tests
+                self.script(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def ok(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+
+
+@pytest.fixture
+def listener() -> Iterator:
+    made: list[Listener] = []
+
+    def make(script=ok) -> Listener:
+        made.append(Listener(script))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def post(url: str):
+    endpoint = Endpoint(name="CRM", url=url)
+    endpoint.signing_secret = "whsec_" + "A" * 44
+    with sending.new_client() as client:
+        return sending.post_payload(
+            client=client, endpoint=endpoint, payload_id="msg_x", body="{}", at=timezone.now()
+        )
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch):
+    """HOST resolves to a public address the first time, to loopback afterwards: the
+    attacker's DNS with a zero TTL. Other names (and IP literals) resolve for real."""
+    real = socket.getaddrinfo
+    answers = iter([PUBLIC])
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != HOST:
+            return real(host, port, *args, **kwargs)
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_dns_rebinding_between_the_check_and_the_connection_is_refused(
+    settings, listener, rebinding_dns
+):
+    """The URL check sees a public address; the connection would reach loopback. The sender
+    connects only to addresses it vetted itself, so the loopback CRM never hears a thing."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    internal = listener()
+    result = post(f"http://{HOST}:{internal.port}/hook")
+    assert result.ok is False
+    assert result.error.startswith("Refused:"), result.error
+    assert "127.0.0.1" in result.error
+    assert internal.connections == 0
+
+
+def test_a_crm_that_drips_its_answer_is_cut_at_the_deadline(settings, listener):
+    """httpx's timeouts are per read: a byte every 0.1 s would hold an execution for ever
+    (and past its lease). One deadline covers the whole POST."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+
+    def drip(conn: socket.socket) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\n" + b"x-padding: " + b"." * 200:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+
+    slow = listener(drip)
+    started = time.monotonic()
+    result = post(f"http://127.0.0.1:{slow.port}/hook")
+    assert result.ok is False
+    assert result.error.startswith("Timeout"), result.error
+    assert time.monotonic() - started < 2
+
+
+def test_the_deadline_is_per_post_not_per_client(settings, listener):
+    """Several POSTs on one client (one execution) each get the full budget."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.4
+
+    def slowish(conn: socket.socket) -> None:
+        time.sleep(0.25)
+        ok(conn)
+
+    crm = listener(slowish)
+    endpoint = Endpoint(name="CRM", url=f"http://127.0.0.1:{crm.port}/hook")
+    endpoint.signing_secret = "whsec_" + "A" * 44
+    with sending.new_client() as client:
+        results = [
+            sending.post_payload(
+                client=client, endpoint=endpoint, payload_id="m", body="{}", at=timezone.now()
+            )
+            for _ in range(3)
+        ]
+    assert [r.ok for r in results] == [True, True, True]
+
+
+def test_a_redirect_to_an_internal_address_is_not_followed(settings, listener):
+    """A 3xx is a failure that names the Location; the internal target is never contacted."""
+    internal = listener()
+
+    def redirect(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 307 Temporary Redirect\r\n"
+            + f"location: http://127.0.0.1:{internal.port}/admin\r\n".encode()
+            + b"content-length: 0\r\nconnection: close\r\n\r\n"
+        )
+
+    crm = listener(redirect)
+    result = post(f"http://127.0.0.1:{crm.port}/hook")
+    assert (result.ok, result.status_code) == (False, 307)
+    assert "redirects are not followed" in result.error
+    assert internal.connections == 0
+
+
+def test_a_proxy_from_the_environment_is_not_used(settings, listener, monkeypatch):
+    """HTTP_PROXY would send the POST to an address we did not vet: it is ignored."""
+    proxy = listener()
+    crm = listener()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.1:{proxy.port}")
+    result = post(f"http://127.0.0.1:{crm.port}/hook")
+    assert result.ok, result.error
+    assert (crm.connections, proxy.connections) == (1, 0)
+
+
+def test_every_address_of_a_host_is_tried_in_turn(settings, listener, monkeypatch):
+    """A host with a dead address first still gets its POST through the next one."""
+    crm = listener()  # on 127.0.0.1 only: 127.0.0.2 refuses the connection
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "crm.two-addresses.test":
+            return real(host, port, *args, **kwargs)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", int(port))),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port))),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    result = post(f"http://crm.two-addresses.test:{crm.port}/hook")
+    assert result.ok, result.error
+    assert crm.connections == 1
