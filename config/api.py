@@ -7,6 +7,7 @@ from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -50,6 +51,26 @@ def require(*perms: str) -> type:
 
     HasPerms.__name__ = f"Require({', '.join(perms)})"
     return HasPerms
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """Django's model permissions, reading included: a GET needs the view permission, so a
+    user without a role (or whose role was taken away) reads nothing, as in the admin."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        if super().has_permission(request, view):
+            return True
+        model = self._queryset(view).model
+        needed = self.get_required_permissions(request.method, model)
+        self.message = f"You need the permission(s): {', '.join(needed)}."
+        return False
 
 
 class CursorPages(CursorPagination):

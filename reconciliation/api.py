@@ -15,7 +15,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import CursorPages, require
+from config.api import CursorPages, ModelPermissions, require
 from webhooks.models import Endpoint
 
 from . import services
@@ -105,10 +105,11 @@ class DifferencePagination(CursorPages):
 
 class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):
     """Data consistency checks. Starting one and re-syncing need the reconciliation
-    permissions (support staff); reading needs a login."""
+    permissions (support staff); reading needs the view permission."""
 
     serializer_class = ReconciliationSerializer
     queryset = Reconciliation.objects.all()
+    permission_classes = [ModelPermissions]
     parser_classes = [MultiPartParser, JSONParser]
 
     def get_permissions(self) -> list:

@@ -137,7 +137,20 @@ class PendingOrderAdmin(EngineRecordAdmin):
             return queryset.none(), False
         return queryset.filter(order_id=int(term)), False
 
-    @admin.action(description="Replay the selected parked orders (fresh retry budget)")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sync.change_pendingorder")
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        # Without this, an action the user may not run is silently ignored (the changelist
+        # again, "No action selected"): refuse it plainly instead.
+        if request.POST.get("action") == "replay" and not self.has_replay_permission(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(
+        description="Replay the selected parked orders (fresh retry budget)",
+        permissions=["replay"],
+    )
     def replay(self, request: HttpRequest, queryset: QuerySet[PendingOrder]) -> None:
         count = outbox.outbox_replay(pending=queryset)
         messages.success(request, f"{count} parked orders will be sent at the next execution.")

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import CursorPages, require
+from config.api import CursorPages, ModelPermissions, require
 from orders.models import OrderState, OrderType
 
 from . import imports, selectors
@@ -86,6 +86,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     """Executions, newest first, with their counts and deliveries."""
 
     serializer_class = RunSerializer
+    permission_classes = [ModelPermissions]
     filterset_class = RunFilter
     pagination_class = RunPagination
 
@@ -150,6 +151,7 @@ class ImportViewSet(viewsets.ReadOnlyModelViewSet):
     """Initial imports with their progress; support staff may cancel them."""
 
     serializer_class = ImportSerializer
+    permission_classes = [ModelPermissions]
     filterset_fields: list[str] = []
 
     def get_queryset(self):  # type: ignore[no-untyped-def]

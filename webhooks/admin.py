@@ -170,6 +170,13 @@ class EndpointAdmin(SimpleHistoryAdmin):
             "it is never shown again (rotate it if it is lost).",
         )
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The outbox, executions, deliveries and imports of an endpoint are the sync engine's
+        # records of it: they go with it (as with the API's DELETE), and nobody holds their
+        # delete permissions, so the endpoint's own permission is what counts.
+        return deleted, counts, set(), protected
+
     def get_urls(self) -> list:
         def view(action: str) -> Any:
             return self.admin_site.admin_view(require_POST(getattr(self, f"_{action}")))

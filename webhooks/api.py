@@ -9,11 +9,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import CursorPages, require
+from config.api import CursorPages, ModelPermissions, require
 from sync import imports, outbox, selectors
 from sync import services as sync_services
 from sync.api import EstimateSerializer, ImportRequestSerializer, ImportSerializer
@@ -43,12 +42,12 @@ class ParkedPagination(CursorPages):
 
 
 class EndpointViewSet(viewsets.ModelViewSet):
-    """CRM endpoints. Reading needs a login; changing them, the endpoint permissions
+    """CRM endpoints. Reading needs the view permission; changing them, the endpoint permissions
     (integrators); flagging an import or replaying parked orders, the support permissions."""
 
     serializer_class = EndpointSerializer
     pagination_class = None  # a handful of CRMs, not thousands
-    permission_classes = [DjangoModelPermissions]
+    permission_classes = [ModelPermissions]
 
     def get_queryset(self) -> Any:
         return selectors.endpoints_with_backlog().order_by("name", "id")
@@ -113,7 +112,7 @@ class EndpointViewSet(viewsets.ModelViewSet):
         detail=True,
         methods=["get"],
         pagination_class=ParkedPagination,
-        permission_classes=[IsAuthenticated],
+        permission_classes=[require("sync.view_pendingorder")],
     )
     def parked(self, request: Request, pk: str) -> Response:
         """Orders that used up their retry budget, newest first, with the last error."""

@@ -13,6 +13,13 @@ from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+UNREADABLE = (
+    "Cannot decrypt a stored secret: FIELD_ENCRYPTION_KEY does not hold the key it was "
+    "encrypted with."
+)
 
 
 @cache
@@ -22,6 +29,13 @@ def _fernet() -> MultiFernet:
         digest = hashlib.sha256(f"field-encryption:{settings.SECRET_KEY}".encode()).digest()
         keys = [base64.urlsafe_b64encode(digest).decode()]
     return MultiFernet([Fernet(key) for key in keys])
+
+
+@receiver(setting_changed)
+def _forget_keys(*, setting: str, **kwargs: object) -> None:
+    # Tests (and override_settings) change the keys at run time: read them again.
+    if setting in ("FIELD_ENCRYPTION_KEY", "SECRET_KEY"):
+        _fernet.cache_clear()
 
 
 def encrypt(plaintext: str) -> str:
@@ -36,12 +50,14 @@ def decrypt(ciphertext: str) -> str:
     try:
         return _fernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
-        raise ValueError(
-            "Cannot decrypt a stored secret: FIELD_ENCRYPTION_KEY does not hold the key it "
-            "was encrypted with."
-        ) from None
+        raise ValueError(UNREADABLE) from None
 
 
 def reencrypt(ciphertext: str) -> str:
     """Return the ciphertext re-encrypted with the first (newest) key."""
-    return _fernet().rotate(ciphertext.encode()).decode() if ciphertext else ""
+    if not ciphertext:
+        return ""
+    try:
+        return _fernet().rotate(ciphertext.encode()).decode()
+    except InvalidToken:
+        raise ValueError(UNREADABLE) from None

@@ -149,9 +149,15 @@ class Endpoint(models.Model):
             elif name.lower() in RESERVED_HEADERS or name.lower().startswith("webhook-"):
                 errors["auth_username"] = f"{name} is set by the sync engine itself."
         if self.auth_type != AuthType.NONE:
+            try:
+                auth_secret = self.auth_secret
+            except ValueError:
+                # Stored under a key that is gone: it was checked when it was stored, and a
+                # send reports it; editing other settings (or entering it again) must work.
+                auth_secret = ""
             for field, value in (
                 ("auth_username", self.auth_username),
-                ("auth_secret", self.auth_secret),
+                ("auth_secret", auth_secret),
             ):
                 if field not in errors and not HEADER_VALUE.fullmatch(value or ""):
                     errors[field] = "Printable ASCII only: it travels in an HTTP header."
