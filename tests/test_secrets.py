@@ -1,0 +1,387 @@
+"""Endpoint secrets, the signing secret (`whsec_…`) and the auth secret (Basic password,
+bearer token, custom header value): encrypted at rest, never logged, never in an API answer or
+an admin page after the one that shows the signing secret, and readable across a key rotation.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from django.contrib.messages import get_messages
+from django.core.management import CommandError, call_command
+from django.db import connection
+from standardwebhooks.webhooks import Webhook
+
+import sync.tasks
+from config.logs import JsonFormatter
+from sync import services as sync_services
+from sync.models import Delivery, PendingOrder, RunTrigger
+from tests.factories import create_orders
+from webhooks.models import Endpoint
+
+pytestmark = pytest.mark.django_db
+
+AUTH = {  # auth type -> (user name or header name, a secret easy to spot)
+    "BASIC": ("crm-user", "basic-Pa55word-9f3k"),
+    "BEARER": ("", "bearer-T0ken-7q2w"),
+    "HEADER": ("X-Api-Key", "header-Va1ue-4m8z"),
+}
+ENDPOINTS = "/admin/webhooks/endpoint/"
+
+
+class Secrets:
+    """Every secret a test has seen, in every form it could leak in."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def add(self, secret: str, username: str = "") -> None:
+        self.values |= {secret, secret.removeprefix("whsec_")}
+        if username:  # what an HTTP Basic header carries
+            self.values.add(base64.b64encode(f"{username}:{secret}".encode()).decode())
+
+    def found_in(self, text: str | bytes) -> list[str]:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return [s for s in self.values if s in text]
+
+
+@pytest.fixture
+def secrets() -> Secrets:
+    return Secrets()
+
+
+@pytest.fixture
+def crm(httpserver):
+    """The CRM: records what it receives; answers 200 unless told otherwise."""
+    httpserver.expect_request("/crm").respond_with_data("stored")
+    return httpserver
+
+
+@pytest.fixture
+def queued(monkeypatch) -> None:
+    monkeypatch.setattr(sync.tasks.run_endpoint, "delay", lambda *a, **k: None)
+
+
+def create_through_api(api, secrets: Secrets, url: str, auth_type: str) -> Endpoint:
+    username, auth_secret = AUTH[auth_type]
+    body = {
+        "name": f"CRM {auth_type}",
+        "url": url,
+        "authType": auth_type,
+        "authUsername": username,
+        "authSecret": auth_secret,
+    }
+    response = api.post("/api/v1/endpoints/", body, format="json")
+    assert response.status_code == 201, response.content
+    secrets.add(auth_secret, username if auth_type == "BASIC" else "")
+    shown = response.json()["secret"]
+    assert shown.startswith("whsec_")
+    assert secrets.found_in(response.content) == [], "the auth secret is write-only"
+    secrets.add(shown)
+    return Endpoint.objects.get(pk=response.json()["id"])
+
+
+# --- (a) at rest ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth_type", AUTH)
+def test_secrets_are_encrypted_at_rest(api, secrets, crm, auth_type):
+    endpoint = create_through_api(api, secrets, crm.url_for("/crm"), auth_type)
+    api.patch(f"/api/v1/endpoints/{endpoint.pk}/", {"name": "Renamed"}, format="json")
+    endpoint.refresh_from_db()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT signing_secret_encrypted, auth_secret_encrypted FROM webhooks_endpoint "
+            "WHERE id = %s",
+            [endpoint.pk],
+        )
+        signing_raw, auth_raw = cursor.fetchone()
+        cursor.execute("SELECT * FROM webhooks_historicalendpoint")
+        history = cursor.fetchall()
+    assert len(history) == 2
+    for raw, secret in ((signing_raw, endpoint.signing_secret), (auth_raw, AUTH[auth_type][1])):
+        assert raw.startswith("gAAAA")  # a Fernet token
+        assert raw != secret
+        assert secrets.found_in(raw) == []
+    assert secrets.found_in(repr(history)) == []
+
+
+# --- (b) never logged -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def logs() -> Iterator[list[logging.LogRecord]]:
+    """Every log record, at DEBUG, from every logger (SQL included)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    names = ["", "django", "django.db.backends", "django.request", "httpx", "httpcore"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    debug_cursor = connection.force_debug_cursor
+    connection.force_debug_cursor = True
+    yield records
+    connection.force_debug_cursor = debug_cursor
+    logging.getLogger().removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_secrets_are_never_logged(api, admin_client_logged, secrets, crm, logs, queued):
+    client = admin_client_logged
+    url = crm.url_for("/crm")
+    # Create: through the API (Basic) and the admin (bearer).
+    endpoint = create_through_api(api, secrets, url, "BASIC")
+    bearer = AUTH["BEARER"][1]
+    secrets.add(bearer)
+    response = client.post(f"{ENDPOINTS}add/", admin_form(url, "BEARER", bearer), follow=True)
+    assert response.status_code == 200
+    secrets.add(shown_secret(response))
+    # Update: a new auth secret through the API and the admin.
+    api.patch(
+        f"/api/v1/endpoints/{endpoint.pk}/",
+        {"authType": "HEADER", "authUsername": "X-Api-Key", "authSecret": AUTH["HEADER"][1]},
+        format="json",
+    )
+    secrets.add(AUTH["HEADER"][1])
+    client.post(
+        f"{ENDPOINTS}{endpoint.pk}/change/",
+        admin_form(url, "BASIC", "basic-Chang3d-2x9v", name="CRM BASIC"),
+    )
+    secrets.add("basic-Chang3d-2x9v", AUTH["BASIC"][0])
+    assert Endpoint.objects.get(pk=endpoint.pk).auth_secret == "basic-Chang3d-2x9v"
+    # Rotate: through the API and the admin.
+    secrets.add(api.post(f"/api/v1/endpoints/{endpoint.pk}/rotate-secret/").json()["secret"])
+    secrets.add(shown_secret(client.post(f"{ENDPOINTS}{endpoint.pk}/rotate/", follow=True)))
+    # A test send, an execution that succeeds and one that fails.
+    client.post(f"{ENDPOINTS}{endpoint.pk}/test/")
+    create_orders(3)
+    run = sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    assert run.orders_delivered == 3
+    received = len(crm.log)
+    crm.clear()
+    crm.expect_request("/crm").respond_with_data("down", status=500)
+    create_orders(2)
+    run = sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    assert run.orders_failed == 2
+    # The master key rotation.
+    out = io.StringIO()
+    call_command("rotate_field_key", stdout=out)
+    assert secrets.found_in(out.getvalue()) == []
+
+    assert received >= 2 and len(crm.log) == 1 and len(secrets.values) >= 10
+    assert any(r.name == "sync.services" for r in logs), "the engine's lines were captured"
+    assert any(r.name == "django.db.backends" for r in logs), "SQL was captured"
+    json_lines = JsonFormatter()
+    for record in logs:
+        leaked = secrets.found_in(json_lines.format(record)) + secrets.found_in(
+            repr(record.__dict__)
+        )
+        assert leaked == [], (record.name, record.getMessage()[:300])
+
+
+def admin_form(url: str, auth_type: str, auth_secret: str, **overrides: str) -> dict:
+    return {
+        "name": f"CRM {auth_type}",
+        "url": url,
+        "is_active": "on",
+        "frequency_minutes": "15",
+        "max_orders_per_run": "500",
+        "orders_per_payload": "50",
+        "content_level": "TICKETS",
+        "filter_sales_channels": "",
+        "max_attempts": "12",
+        "auth_type": auth_type,
+        "auth_username": AUTH[auth_type][0],
+        "auth_secret": auth_secret,
+        "_save": "Save",
+        **overrides,
+    }
+
+
+def shown_secret(response) -> str:
+    """The signing secret the admin showed in its message."""
+    for message in get_messages(response.wsgi_request):
+        for word in str(message).split():
+            if word.startswith("whsec_"):
+                return word
+    raise AssertionError("no secret shown")
+
+
+# --- (c) never in an API answer after creation ----------------------------------------------
+
+
+def test_the_api_shows_the_signing_secret_once(api, secrets, crm, queued):
+    endpoint = create_through_api(api, secrets, crm.url_for("/crm"), "BASIC")
+    base = f"/api/v1/endpoints/{endpoint.pk}/"
+    rotated = api.post(f"{base}rotate-secret/")
+    assert rotated.status_code == 200
+    assert list(rotated.json()) == ["secret"]
+    secrets.add(rotated.json()["secret"])
+    patched = api.patch(
+        base, {"frequencyMinutes": 5, "authSecret": "basic-N3w-1p0o"}, format="json"
+    )
+    secrets.add("basic-N3w-1p0o", AUTH["BASIC"][0])
+    sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    create_orders(1)
+    sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    reads = [patched] + [
+        api.generic(method, path)
+        for method, path in [
+            ("GET", "/api/v1/endpoints/"),
+            ("GET", base),
+            ("OPTIONS", base),
+            ("GET", f"{base}parked/"),
+            ("GET", "/api/v1/runs/"),
+            ("GET", "/api/v1/initial-imports/"),
+            ("GET", "/api/schema/?format=json"),
+        ]
+    ]
+    assert Delivery.objects.exists()
+    for response in reads:
+        assert response.status_code == 200, response.request["PATH_INFO"]
+        assert secrets.found_in(response.content) == [], response.request["PATH_INFO"]
+
+
+# --- (d) never in an admin page after creation ----------------------------------------------
+
+
+def test_the_admin_shows_the_signing_secret_once(admin_client_logged, secrets, crm, queued):
+    client = admin_client_logged
+    username, auth_secret = AUTH["BASIC"]
+    secrets.add(auth_secret, username)
+    created = client.post(
+        f"{ENDPOINTS}add/", admin_form(crm.url_for("/crm"), "BASIC", auth_secret), follow=True
+    )
+    signing = shown_secret(created)
+    assert signing in created.content.decode()  # shown once, right after create
+    assert auth_secret not in created.content.decode()
+    secrets.add(signing)
+    endpoint = Endpoint.objects.get()
+    rotated = client.post(f"{ENDPOINTS}{endpoint.pk}/rotate/", follow=True)
+    secrets.add(shown_secret(rotated))
+    # A form sent back with an error does not echo the auth secret either.
+    refused = client.post(
+        f"{ENDPOINTS}{endpoint.pk}/change/",
+        admin_form(crm.url_for("/crm"), "BASIC", "basic-Typ3d-8u7y", frequency_minutes="0"),
+    )
+    assert refused.status_code == 200 and refused.context["adminform"].form.errors
+    secrets.add("basic-Typ3d-8u7y", username)
+    client.post(f"{ENDPOINTS}{endpoint.pk}/test/")
+    create_orders(2)
+    run = sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    delivery = run.deliveries.get()
+    history_id = endpoint.history.latest().history_id
+    pages = [
+        "/admin/",
+        ENDPOINTS,
+        f"{ENDPOINTS}{endpoint.pk}/change/",
+        f"{ENDPOINTS}{endpoint.pk}/history/",
+        f"{ENDPOINTS}{endpoint.pk}/history/{history_id}/",
+        f"{ENDPOINTS}{endpoint.pk}/delete/",
+        "/admin/sync/syncrun/",
+        f"/admin/sync/syncrun/{run.pk}/change/",
+        "/admin/sync/delivery/",
+        f"/admin/sync/delivery/{delivery.pk}/change/",
+        "/admin/sync/pendingorder/",
+    ]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        assert secrets.found_in(response.content) == [], page
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sync/sending.py (not changed here): post_payload should blank the endpoint's "
+    "secrets out of the answer excerpt it keeps (a CRM may echo the request headers back)",
+)
+def test_a_crm_echoing_our_headers_does_not_get_them_stored(api, secrets, crm):
+    endpoint = create_through_api(api, secrets, crm.url_for("/echo"), "BEARER")
+    crm.expect_request("/echo").respond_with_handler(
+        lambda request: __import__("werkzeug").Response(json.dumps(dict(request.headers)), 500)
+    )
+    create_orders(1)
+    sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    assert secrets.found_in(api.get("/api/v1/runs/").content) == []
+
+
+# --- (e) key rotation -----------------------------------------------------------------------
+
+
+def test_key_rotation_full_cycle(api, admin_client_logged, secrets, crm, settings, queued):
+    key_a, key_b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEY = key_a
+    endpoints = {
+        auth_type: create_through_api(api, secrets, crm.url_for("/crm"), auth_type)
+        for auth_type in AUTH
+    }
+    shown = {}
+    for auth_type, endpoint in endpoints.items():
+        response = api.post(f"/api/v1/endpoints/{endpoint.pk}/rotate-secret/")
+        shown[auth_type] = response.json()["secret"]
+    before = dict(Endpoint.objects.values_list("pk", "signing_secret_encrypted"))
+
+    settings.FIELD_ENCRYPTION_KEY = f"{key_b},{key_a}"  # the new key first
+    call_command("rotate_field_key", stdout=io.StringIO())
+    after = dict(Endpoint.objects.values_list("pk", "signing_secret_encrypted"))
+    assert all(after[pk] != before[pk] for pk in before)
+
+    settings.FIELD_ENCRYPTION_KEY = key_b  # the old key is gone
+    create_orders(1)
+    for auth_type, endpoint in endpoints.items():
+        crm.clear_log()
+        run = sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+        assert run.orders_delivered == 1, run.deliveries.values("error")
+        request, _ = crm.log[-1]
+        Webhook(shown[auth_type]).verify(request.get_data(), dict(request.headers))
+        username, auth_secret = AUTH[auth_type]
+        if auth_type == "BASIC":
+            assert request.authorization.password == auth_secret
+        elif auth_type == "BEARER":
+            assert request.headers["Authorization"] == f"Bearer {auth_secret}"
+        else:
+            assert request.headers[username] == auth_secret
+
+    settings.FIELD_ENCRYPTION_KEY = key_a  # the wrong key alone: clear errors, never a 500
+    endpoint = endpoints["BEARER"]
+    with pytest.raises(CommandError, match="FIELD_ENCRYPTION_KEY"):
+        call_command("rotate_field_key", stdout=io.StringIO())
+    assert dict(Endpoint.objects.values_list("pk", "signing_secret_encrypted")) == after
+    client = admin_client_logged
+    assert client.get(f"{ENDPOINTS}{endpoint.pk}/change/").status_code == 200
+    tested = client.post(f"{ENDPOINTS}{endpoint.pk}/test/", follow=True)
+    assert "FIELD_ENCRYPTION_KEY" in " ".join(str(m) for m in tested.context["messages"])
+    edit = api.patch(f"/api/v1/endpoints/{endpoint.pk}/", {"frequencyMinutes": 5}, format="json")
+    assert edit.status_code == 200, edit.content
+    saved = client.post(
+        f"{ENDPOINTS}{endpoint.pk}/change/",
+        admin_form(crm.url_for("/crm"), "BEARER", "", name=endpoint.name),
+    )
+    assert saved.status_code == 302
+    create_orders(1)
+    crm.clear_log()
+    run = sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    assert run.orders_failed >= 1 and not crm.log
+    assert "FIELD_ENCRYPTION_KEY" in run.deliveries.get().error
+    # Entering the secrets again (a new signing secret, the auth secret) recovers.
+    secret = api.post(f"/api/v1/endpoints/{endpoint.pk}/rotate-secret/").json()["secret"]
+    api.patch(f"/api/v1/endpoints/{endpoint.pk}/", {"authSecret": AUTH["BEARER"][1]}, format="json")
+    PendingOrder.objects.update(due_at=run.started_at)  # due now, not after a backoff
+    run = sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    assert run.orders_delivered >= 1
+    request, _ = crm.log[-1]
+    Webhook(secret).verify(request.get_data(), dict(request.headers))
