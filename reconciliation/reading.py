@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +69,6 @@ def _split_header(header: str, delimiter: str) -> list[str]:
 
 def _sniff(sample: bytes, name: str, *, whole: bool = False) -> _Sniffed:
     """Encoding, delimiter and header from the first bytes; UnreadableFile says what is wrong."""
-    if not sample.strip():
-        raise UnreadableFile(f"The {name} file is empty.")
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UnreadableFile(
             f"The {name} file is UTF-16: export it as UTF-8 (or 'CSV' from Excel) instead."
@@ -77,7 +76,12 @@ def _sniff(sample: bytes, name: str, *, whole: bool = False) -> _Sniffed:
     if b"\x00" in sample:
         raise UnreadableFile(f"The {name} file is not a text file (it holds binary data).")
     text, encoding = _decode(sample, whole=whole)
-    header = text.splitlines()[0]
+    # After decoding: a file holding only a BOM (or blanks) is empty too.
+    if not text.strip():
+        raise UnreadableFile(f"The {name} file is empty.")
+    # The first line as csv and DuckDB see it: str.splitlines() would also cut at a form feed
+    # or U+2028 inside a column name, and the columns named here would not be the file's.
+    header = re.split(r"\r|\n", text, maxsplit=1)[0]
     # Per candidate: does it split the header into clean names (no stray quote left), and
     # into how many? Clean first, then more columns; on a tie S-360's own ';' wins.
     splits = {d: _split_header(header, d) for d in DELIMITERS}
@@ -172,5 +176,7 @@ def preview_rows(upload: BinaryIO, *, name: str, rows: int = 5) -> list[list[str
             head = converted.read_bytes()
         upload.seek(0)
     sniffed = _sniff(head, name, whole=len(head) < SAMPLE_BYTES)
-    reader = csv.reader(io.StringIO(sniffed.text), delimiter=sniffed.delimiter)
+    # newline="": lines end where csv says (old-Mac '\r' line ends too); otherwise csv
+    # refuses a lone '\r' with "new-line character seen in unquoted field".
+    reader = csv.reader(io.StringIO(sniffed.text, newline=""), delimiter=sniffed.delimiter)
     return [row for _, row in zip(range(rows + 1), reader, strict=False)]

@@ -33,3 +33,17 @@ def _empty_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+# --- Hypothesis profiles (the fuzzing tests: test_fuzz_*.py, test_schemathesis.py) -----------
+# "ci" (the default) keeps all fuzzing under ~90 s on a 2-core machine and is derandomized, so
+# a red CI run is reproducible; "soak" runs many more random examples:
+#   HYPOTHESIS_PROFILE=soak bin/test tests/test_fuzz_reader.py
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_FUZZ = {"deadline": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=25, derandomize=True, **_FUZZ)
+settings.register_profile("soak", max_examples=500, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -404,3 +404,37 @@ def test_a_workbook_not_named_xlsx_is_read_too(tmp_path):
 def test_a_column_map_that_names_a_column_twice_is_refused(tmp_path):
     with pytest.raises(UnreadableFile, match="column twice"):
         run(tmp_path, [row(1)], [row(1)], Options(column_map={"ORDER_STATE": "ORDER_ID"}))
+
+
+# --- found by fuzzing (tests/test_fuzz_reader.py) ----------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"\xef\xbb\xbf", b"\xef\xbb\xbf \r\n"])
+def test_a_file_holding_only_a_bom_is_empty(tmp_path, content):
+    """It was an IndexError: the BOM made the bytes look non-empty."""
+    path = tmp_path / "bom.csv"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFile, match="empty"):
+        open_flat_file(path, tmp_path, name="CRM")
+
+
+@pytest.mark.parametrize("odd", ["\x0c", "\x1e", "\x85", "\u2028"])
+def test_the_header_is_the_first_line_as_csv_reads_it(tmp_path, odd):
+    """A form feed or U+2028 in a column name does not end the header line (for csv and
+    DuckDB it does not), so the columns named are the file's own."""
+    path = tmp_path / "odd.csv"
+    path.write_text(f"ORDER_ID;NOTE{odd}X;NAME\n1;a;b\n", encoding="utf-8")
+    assert open_flat_file(path, tmp_path, name="CRM").columns == ("ORDER_ID", f"NOTE{odd}X", "NAME")
+
+
+def test_the_preview_reads_a_file_with_old_mac_line_ends(tmp_path):
+    """Classic-Mac '\r' line ends made csv raise "new-line character seen in unquoted field"
+    in the admin's preview (a 500) instead of showing the rows."""
+    from reconciliation.reading import preview_rows
+
+    data = b"ORDER_ID;NAME\r1;a\r2;b\r"
+    assert preview_rows(io.BytesIO(data), name="CRM") == [
+        ["ORDER_ID", "NAME"],
+        ["1", "a"],
+        ["2", "b"],
+    ]
