@@ -134,9 +134,9 @@ def test_a_windows_1252_file_reads_back_as_written(table, delimiter, quote_all):
 
 
 # openpyxl refuses control characters in cells, and a leading "=" would make a formula.
-cell_text = st.text(
-    st.characters(exclude_categories=["Cc", "Cs"]), max_size=20
-).filter(lambda s: not s.startswith("="))
+cell_text = st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=20).filter(
+    lambda s: not s.startswith("=")
+)
 cells = st.one_of(cell_text, st.integers(-(10**12), 10**12))
 
 
