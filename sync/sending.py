@@ -167,6 +167,17 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | Non
     return max(dt.timedelta(0), min(wait, MAX_RETRY_AFTER))
 
 
+def _redacted(text: str, endpoint: Endpoint, headers: dict) -> str:
+    """`text` without our credentials: a CRM's error page may echo the request headers back,
+    and the excerpt is kept and shown in the admin and the API."""
+    secrets = [endpoint.signing_secret, endpoint.auth_secret]
+    if authorization := headers.get("authorization"):
+        secrets += [authorization, authorization.partition(" ")[2]]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
 def post_payload(
     *, client: httpx.Client, endpoint: Endpoint, payload_id: str, body: str, at: dt.datetime
 ) -> SendResult:
@@ -188,7 +199,9 @@ def post_payload(
         return SendResult(False, None, elapsed(), error=f"{type(error).__name__}: {error}")
     except (UnicodeError, ValueError) as error:  # e.g. a stored auth value httpx cannot encode
         return SendResult(False, None, elapsed(), error=f"Cannot send: {error}")
-    excerpt = response.content[:EXCERPT_BYTES].decode("utf-8", "replace")
+    excerpt = _redacted(
+        response.content[:EXCERPT_BYTES].decode("utf-8", "replace"), endpoint, headers
+    )
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(True, code, elapsed(), excerpt=excerpt)

@@ -545,6 +545,24 @@ def test_the_dispatcher_claims_each_due_endpoint_once(db, monkeypatch):
         assert tasks.dispatch_due_endpoints() == 2  # due and later
 
 
+def test_an_endpoint_whose_execution_died_is_due_once_its_lease_expires(db):
+    """A worker killed mid-execution leaves its lease behind; once it expires the endpoint
+    is due at the next tick, not a whole frequency later."""
+    endpoint, _ = endpoint_create(
+        data={"name": "e", "url": "http://127.0.0.1:9/a", "frequency_minutes": 1440}
+    )
+    assert services.endpoints_claim_due() == [endpoint.pk]
+    assert services.lease_acquire(endpoint_id=endpoint.pk, owner="dead", now=timezone.now())
+    assert services.endpoints_claim_due() == []  # the lease is still valid: it may be alive
+    later = timezone.now() + services.lease_length() + dt.timedelta(seconds=1)
+    with time_machine.travel(later):
+        assert services.endpoints_claim_due() == [endpoint.pk]
+        assert services.endpoints_claim_due() == []  # claimed once, by one beat
+    services.lease_release(endpoint_id=endpoint.pk, owner="dead")
+    with time_machine.travel(later + dt.timedelta(minutes=5)):
+        assert services.endpoints_claim_due() == []  # a released lease is no reason to run
+
+
 def test_a_frequency_change_applies_from_the_next_tick(db):
     from webhooks.services import endpoint_update
 
