@@ -86,6 +86,7 @@ class ChaosCRM:
         self.received: list[Received] = []
         self.bad_signatures = 0
         self.faults_on = True
+        self.latency = 0.0  # seconds before every prompt answer
         crm = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -165,6 +166,7 @@ class ChaosCRM:
         else:
             if outcome == "slow":
                 time.sleep(self.random.uniform(0.2, 0.8))
+            time.sleep(self.latency)
             self._apply(side, payload)
             self._answer(request, 200)
 
