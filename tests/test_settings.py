@@ -145,3 +145,13 @@ def test_production_settings_require_a_secret_key(tmp_path):
     result = manage("check", "--settings=config.settings.production", env=env, drop=("SECRET_KEY",))
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_a_lease_shorter_than_two_send_timeouts_is_refused(tmp_path):
+    """An execution must never lose its endpoint while a payload is in flight: settings with
+    SYNC_LEASE_SECONDS under twice WEBHOOK_TIMEOUT_SECONDS do not load."""
+    env = {"CELERY_BROKER_DIR": str(tmp_path), "WEBHOOK_TIMEOUT_SECONDS": "30"}
+    refused = manage("check", env={**env, "SYNC_LEASE_SECONDS": "45"})
+    assert refused.returncode != 0
+    assert "SYNC_LEASE_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS" in refused.stderr
+    assert manage("check", env={**env, "SYNC_LEASE_SECONDS": "60"}).returncode == 0
