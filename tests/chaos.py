@@ -23,7 +23,8 @@ from django.db import connection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# A Redis database of the suite's own (flushed at start); another one for a run beside it.
+REDIS_URL = os.environ.get("CHAOS_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 # What the workers run with: short enough for a suite, the same code paths as production.
 WORKER_SETTINGS = {

@@ -59,7 +59,7 @@ def broker(monkeypatch):
     # Celery reads the broker from this variable before its configuration.
     monkeypatch.setenv("CELERY_BROKER_URL", chaos.REDIS_URL)
     saved, app.conf.broker_transport_options = app.conf.broker_transport_options, {}
-    assert app.connection_for_write().as_uri().endswith("/13")
+    assert app.connection_for_write().as_uri().endswith("/" + chaos.REDIS_URL.rsplit("/", 1)[1])
     yield app
     app.close()
     app.conf.broker_transport_options = saved
