@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import CursorPages
+from config.api import CursorPages, json_safe
 
 from . import selectors, services
 from .export import export_csv_blocks
@@ -163,10 +163,13 @@ class OrderViewSet(viewsets.GenericViewSet):
                 if e
             ]
             return Response(
-                {
-                    "detail": f"{len(errors)} of {len(items)} orders are invalid; nothing written.",
-                    "errors": errors,
-                },
+                json_safe(
+                    {
+                        "detail": f"{len(errors)} of {len(items)} orders are invalid; "
+                        "nothing written.",
+                        "errors": errors,
+                    }
+                ),
                 status=status.HTTP_400_BAD_REQUEST,
             )
         orders = serializer.validated_data

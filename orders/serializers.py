@@ -56,7 +56,8 @@ def _amount(source: str, *, signed: bool = True, **kwargs: Any) -> serializers.I
         kwargs.setdefault("default", 0)
     return serializers.IntegerField(
         source=source,
-        min_value=None if signed else 0,
+        # Signed amounts still fit the database's 64-bit column.
+        min_value=-LONG_MAX - 1 if signed else 0,
         max_value=LONG_MAX,
         help_text="Thousandths of the currency unit: 40000 is 40.00.",
         **kwargs,

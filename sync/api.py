@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 
 from config.api import CursorPages, ModelPermissions, require
 from orders.models import OrderState, OrderType
+from orders.serializers import LONG_MAX
 
 from . import imports, selectors
 from .models import Delivery, InitialImport, SyncRun
@@ -67,8 +69,17 @@ class RunSerializer(serializers.ModelSerializer):
         ]
 
 
+class IdFilter(django_filters.NumberFilter):
+    """A row id: an integer in the database's range (a float or a 300-digit number is a 400)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, min_value=1, max_value=LONG_MAX, **kwargs)
+
+
 class RunFilter(django_filters.FilterSet):
-    endpoint = django_filters.NumberFilter(field_name="endpoint_id")
+    endpoint = IdFilter(field_name="endpoint_id")
     status = django_filters.CharFilter()
 
     class Meta:
@@ -147,17 +158,23 @@ class ImportSerializer(serializers.Serializer):
         return super().to_representation(instance)
 
 
+class ImportFilter(django_filters.FilterSet):
+    endpoint = IdFilter(field_name="endpoint_id")
+
+    class Meta:
+        model = InitialImport
+        fields: list[str] = []
+
+
 class ImportViewSet(viewsets.ReadOnlyModelViewSet):
     """Initial imports with their progress; support staff may cancel them."""
 
     serializer_class = ImportSerializer
     permission_classes = [ModelPermissions]
-    filterset_fields: list[str] = []
+    filterset_class = ImportFilter
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        query = imports.imports_with_counts()
-        endpoint = self.request.query_params.get("endpoint")
-        return query.filter(endpoint_id=endpoint) if endpoint and endpoint.isdigit() else query
+        return imports.imports_with_counts()
 
     @extend_schema(request=None, responses={200: ImportSerializer})
     @action(

@@ -752,3 +752,33 @@ def test_replay_refuses_booleans_as_order_ids(api):
     pk = create(api)["id"]
     response = post(api, f"{detail(pk)}parked/replay/", {"orderIds": [True]})
     assert response.status_code == 400
+
+
+# --- found by fuzzing (tests/test_schemathesis.py) ----------------------------------------------
+
+
+def test_never_run_endpoints_have_null_run_times_as_the_schema_says(api):
+    """lastRunAt and nextRunAt are null until the first execution; the schema said string."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    assert (create(api)["lastRunAt"], create(api, name="Two")["nextRunAt"]) == (None, None)
+    props = SchemaGenerator().get_schema(public=True)["components"]["schemas"]["Endpoint"]
+    assert props["properties"]["lastRunAt"]["nullable"] is True
+    assert props["properties"]["nextRunAt"]["nullable"] is True
+
+
+@pytest.mark.parametrize("order_ids", [[2**63], [-(2**63) - 1], [10**30]])
+def test_replaying_order_ids_past_the_64_bit_range_is_a_400(api, order_ids):
+    """It was a 500: the database cannot even compare such a number."""
+    pk = create(api)["id"]
+    response = post(api, f"{detail(pk)}parked/replay/", {"orderIds": order_ids})
+    assert response.status_code == 400
+    assert "orderIds" in response.json()
+
+
+@pytest.mark.parametrize("value", ["9" * 40, "-4.35e+279", "1.5", "x"])
+def test_the_runs_endpoint_filter_takes_only_an_id(api, value):
+    """A 300-digit or float endpoint id was a 500 (overflow); now a 400 naming the filter."""
+    response = api.get(RUNS, {"endpoint": value})
+    assert response.status_code == 400
+    assert "endpoint" in response.json()

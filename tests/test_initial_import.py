@@ -320,3 +320,20 @@ def test_flag_initial_import_command():
         )
     with pytest.raises(CommandError, match="No endpoint"):
         call_command("flag_initial_import", endpoint=999, start="2026-01-01", end="2026-01-02")
+
+
+# --- found by fuzzing -----------------------------------------------------------------------
+
+
+def test_the_imports_list_filters_by_endpoint_and_refuses_a_bad_id(api, endpoint):
+    """`?endpoint=` with 40 digits was a 500 (overflow); other bad ids were silently ignored."""
+    other, _ = endpoint_create(data={"name": "Other", "url": "http://127.0.0.1:9/other"})
+    old_orders(2)
+    flag(endpoint, T0, T0 + DAY)
+    flag(other, T0, T0 + DAY)
+    listed = api.get("/api/v1/initial-imports/", {"endpoint": endpoint.pk}).json()
+    assert [i["endpoint"] for i in listed] == [endpoint.pk]
+    for bad in ("9" * 40, "x", "1.5"):
+        response = api.get("/api/v1/initial-imports/", {"endpoint": bad})
+        assert response.status_code == 400
+        assert "endpoint" in response.json()

@@ -427,3 +427,55 @@ def test_the_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
         "/api/v1/runs/",
     ):
         assert path in schema
+
+
+# --- found by fuzzing (tests/test_fuzz_orders.py, tests/test_schemathesis.py) ---------------
+
+
+def test_a_lone_surrogate_echoed_in_an_error_is_a_400_not_a_500(api):
+    """JSON may carry "\\ud800"; echoed in a message or as an unknown key, it made the error
+    unencodable as UTF-8 (a 500)."""
+    for body, field in (
+        (order_json(orderState="\ud800"), "orderState"),
+        ({**order_json(), "\udc00": 1}, "\ufffd"),
+    ):
+        response = api.post(ORDERS, json.dumps(body), content_type="application/json")
+        assert response.status_code == 400
+        assert field in response.json()
+    bulk = api.post(
+        BULK, json.dumps([order_json(orderType="\ud800")]), content_type="application/json"
+    )
+    assert bulk.status_code == 400
+    assert "orderType" in bulk.json()["errors"][0]["errors"]
+
+
+def test_a_signed_amount_below_the_64_bit_range_is_a_400(api):
+    """Refunds may carry negative amounts, but not past what the database column holds."""
+    body = order_json(orderType="REFUND_CLIENT", saleAmount=-(2**63) - 1)
+    response = post(api, ORDERS, body)
+    assert response.status_code == 400
+    assert "saleAmount" in response.json()
+    assert post(api, ORDERS, {**body, "saleAmount": -(2**63)}).status_code == 201
+
+
+def test_the_served_schema_documents_the_error_answers(api):
+    """Every operation documents its 4xx answers as JSON errors (401/403 everywhere, 400 where
+    it takes input, 404 where it has a path id or a cursor)."""
+    schema = api.get("/api/schema/?format=json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"401", "403"} <= codes, (method, path)
+            if "requestBody" in operation:
+                assert "400" in codes, (method, path)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+    single = schema["paths"]["/api/v1/orders/{orderId}/"]["get"]["responses"]["404"]
+    assert single["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_an_error_is_json_even_where_csv_was_asked_for(api):
+    response = api.get("/api/v1/reconciliations/0/report.csv?format=csv")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"]

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import CursorPages, ModelPermissions, require
+from orders.serializers import LONG_MAX
 from sync import imports, outbox, selectors
 from sync import services as sync_services
 from sync.api import EstimateSerializer, ImportRequestSerializer, ImportSerializer
@@ -141,7 +142,10 @@ class EndpointViewSet(viewsets.ModelViewSet):
         order_ids = request.data.get("orderIds")
         pending = selectors.parked_orders(endpoint_id=endpoint.pk)
         if order_ids is not None:
-            if not isinstance(order_ids, list) or not all(type(i) is int for i in order_ids):
+            # In range too: the database cannot even compare a number past a 64-bit id.
+            if not isinstance(order_ids, list) or not all(
+                type(i) is int and 1 <= i <= LONG_MAX for i in order_ids
+            ):
                 raise ValidationError({"orderIds": ["A list of integer orderIds."]})
             pending = pending.filter(order_id__in=order_ids)
         return Response({"replayed": outbox.outbox_replay(pending=pending)})

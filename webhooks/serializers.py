@@ -62,8 +62,8 @@ class EndpointSerializer(serializers.ModelSerializer):
     )
     pendingCount = serializers.IntegerField(source="pending_count", read_only=True)
     parkedCount = serializers.IntegerField(source="parked_count", read_only=True)
-    lastRunAt = serializers.DateTimeField(source="last_run_at", read_only=True)
-    nextRunAt = serializers.DateTimeField(source="next_sync_at", read_only=True)
+    lastRunAt = serializers.DateTimeField(source="last_run_at", read_only=True, allow_null=True)
+    nextRunAt = serializers.DateTimeField(source="next_sync_at", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
     class Meta:
