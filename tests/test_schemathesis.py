@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import os
 import time
 
 import pytest
@@ -64,7 +65,7 @@ def _report_cases(request):
         with capture.global_and_fixture_disabled():
             print(
                 f"\nschemathesis: {sum(CASES.values())} cases over {len(CASES)} operations "
-                f"in {time.monotonic() - started:.1f} s"
+                f"in {time.monotonic() - started:.1f} s; most: {CASES.most_common(4)}"
             )
 
 
@@ -142,8 +143,17 @@ def token(seeded) -> str:
     return Token.objects.create(user=UserFactory(is_superuser=True)).key
 
 
+# Random examples per operation in the fuzzing phase. An API call costs far more than a call
+# of the reader or the serializer, and the coverage phase already sends each operation its
+# boundary cases, so fewer than the profile's max_examples (tests/conftest.py).
+API_EXAMPLES = {"ci": 10, "soak": 200}[os.environ.get("HYPOTHESIS_PROFILE", "ci")]
+
+
 @schema.parametrize()
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=API_EXAMPLES,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 def test_api_answers_as_documented(case, token):
     CASES[case.operation.label] += 1
     with transaction.atomic():
