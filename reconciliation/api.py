@@ -52,10 +52,22 @@ class CreateSerializer(serializers.Serializer):
         except json.JSONDecodeError as error:
             raise serializers.ValidationError(f"Not JSON: {error}.") from None
         if not isinstance(mapping, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+            _is_text(k) and _is_text(v) for k, v in mapping.items()
         ):
             raise serializers.ValidationError("A JSON object of CRM name to S-360 name.")
         return mapping
+
+
+def _is_text(value: object) -> bool:
+    """A string that UTF-8 can carry: JSON's "\\ud800" (a lone surrogate) is not, and would
+    make the answer unencodable (a 500) and the stored map unreadable on PostgreSQL."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _names(text: str) -> list[str]:
