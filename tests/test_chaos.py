@@ -192,7 +192,7 @@ def test_chaos_two_workers_two_beats_a_faulty_crm_and_changing_orders(broker, ap
         stop_changes.set()
         threads[0].join(timeout=30)
         # 2. Faults still on, until only parked orders are left.
-        drained = wait_until(lambda: due_left() == 0, timeout=180)
+        drained = wait_until(lambda: due_left() == 0, timeout=max(180, ORDERS / 20))
         assert drained, f"{due_left()} orders still due\n{chaos.logs_tail(tmp_path)}"
         # 3. The CRM recovers; support lists the parked orders and replays them.
         crm.faults_on = False
@@ -210,7 +210,7 @@ def test_chaos_two_workers_two_beats_a_faulty_crm_and_changing_orders(broker, ap
                 f"/api/v1/endpoints/{endpoint.pk}/parked/replay/", {}, format="json"
             )
             assert response.status_code == 200, response.content
-        assert wait_until(lambda: PendingOrder.objects.count() == 0, timeout=120), (
+        assert wait_until(lambda: PendingOrder.objects.count() == 0, timeout=180), (
             f"{PendingOrder.objects.count()} left\n{chaos.logs_tail(tmp_path)}"
         )
         # Let an execution that is still between payloads finish before reading the logs.
