@@ -19,9 +19,10 @@ import time
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.wsgi import get_wsgi_application
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -41,9 +42,29 @@ from sync.models import Delivery, PendingOrder, RunStatus, RunTrigger, SyncRun
 from tests.factories import UserFactory, create_orders
 from webhooks.services import endpoint_create
 
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+# Random examples per operation in the fuzzing phase. An API call costs far more than a call
+# of the reader or the serializer, and the coverage phase already sends each operation its
+# boundary cases, so fewer than the profile's max_examples (tests/conftest.py).
+API_EXAMPLES = {"ci": 10, "soak": 200}[PROFILE]
 # Phases: schemathesis' defaults (explicit examples, coverage of each schema's boundaries,
-# then random fuzzing, max_examples from the Hypothesis profile in tests/conftest.py).
-schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+# then random fuzzing). In CI the four order writes skip the coverage phase, to stay in the
+# time budget: their ~2,200 cases were 60% of it, and tests/test_fuzz_orders.py fuzzes the
+# same input in depth.
+ORDER_WRITES = {
+    "include-name": [
+        "POST /api/v1/orders/",
+        "PUT /api/v1/orders/{orderId}/",
+        "PATCH /api/v1/orders/{orderId}/",
+        "POST /api/v1/orders/bulk/",
+    ],
+    "phases": {"coverage": {"enabled": False}},
+}
+schema = schemathesis.openapi.from_wsgi(
+    "/api/schema/",
+    get_wsgi_application(),
+    config=schemathesis.Config.from_dict({"operations": [ORDER_WRITES] if PROFILE == "ci" else []}),
+)
 
 CHECKS = [
     not_a_server_error,
@@ -83,6 +104,18 @@ def flatmap_path_parameters(context, path_parameters):
     resource = path.split("/")[3]  # /api/v1/<resource>/{...}
     known = _seeded.get(resource, [])
     return st.sampled_from([path_parameters, *({**path_parameters, name: k} for k in known)])
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """Django closes the database connection after each request; its test client stops that,
+    the WSGI client of schemathesis does not, and on PostgreSQL the test's transaction would
+    close with it."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
@@ -141,12 +174,6 @@ def seeded(db):
 @pytest.fixture
 def token(seeded) -> str:
     return Token.objects.create(user=UserFactory(is_superuser=True)).key
-
-
-# Random examples per operation in the fuzzing phase. An API call costs far more than a call
-# of the reader or the serializer, and the coverage phase already sends each operation its
-# boundary cases, so fewer than the profile's max_examples (tests/conftest.py).
-API_EXAMPLES = {"ci": 10, "soak": 200}[os.environ.get("HYPOTHESIS_PROFILE", "ci")]
 
 
 @schema.parametrize()
