@@ -70,10 +70,11 @@ def execution_run(*, endpoint_id: int, trigger: str = RunTrigger.SCHEDULE) -> Sy
     scheduled execution finds nothing due.
     """
     owner = uuid.uuid4().hex
-    now = timezone.now()
-    if not lease_acquire(endpoint_id=endpoint_id, owner=owner, now=now):
+    if not lease_acquire(endpoint_id=endpoint_id, owner=owner, now=timezone.now()):
         log.info("endpoint %s: another execution is running; skipped", endpoint_id)
         return None
+    # The execution starts once the lease is ours: the previous one has finished by then.
+    now = timezone.now()
     try:
         endpoint = Endpoint.objects.get(pk=endpoint_id)
         if not endpoint.is_active:
