@@ -59,9 +59,9 @@ class CreateSerializer(serializers.Serializer):
 
 
 def _is_text(value: object) -> bool:
-    """A string that UTF-8 can carry: JSON's "\\ud800" (a lone surrogate) is not, and would
-    make the answer unencodable (a 500) and the stored map unreadable on PostgreSQL."""
-    if not isinstance(value, str):
+    """A string that UTF-8 and PostgreSQL can carry: JSON's "\\ud800" (a lone surrogate)
+    would make the answer unencodable, and "\\u0000" cannot be stored (each was a 500)."""
+    if not isinstance(value, str) or "\x00" in value:
         return False
     try:
         value.encode("utf-8")

@@ -300,10 +300,12 @@ def test_a_run_left_running_by_a_dead_worker_is_taken_over_later(db, tmp_path):
         ("columnMap", '{"\\ud800": "ORDER_ID"}'),
         ("columnMap", '{"A": "\\udc00"}'),
         ("dateFormats", '{"CREATION_DATE": "\\ud800"}'),
+        ("columnMap", '{"A": "\\u0000"}'),
     ],
 )
-def test_a_lone_surrogate_in_a_json_form_field_is_a_400(api, field, value):
-    """Found by fuzzing: JSON's "\\ud800" was stored and echoed, and the answer was a 500."""
+def test_a_lone_surrogate_or_nul_in_a_json_form_field_is_a_400(api, field, value):
+    """Found by fuzzing: JSON's "\\ud800" was stored and echoed, and the answer was a 500;
+    "\\u0000" cannot be stored in PostgreSQL's JSON."""
     crm = upload("crm.csv", b"ORDER_ID;X\n1;2\n")
     response = api.post(API, {"crmFile": crm, field: value}, format="multipart")
     assert response.status_code == 400
