@@ -12,14 +12,6 @@ from reconciliation.api import ReconciliationViewSet
 from sync.api import ImportViewSet, RunViewSet
 from webhooks.api import EndpointViewSet
 
-# The error answers are added to every operation by a hook (config.api.document_errors).
-SCHEMA_SETTINGS = {
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.api.document_errors",
-    ]
-}
-
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("orders", OrderViewSet, basename="order")
@@ -44,7 +36,7 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path(
         "api/schema/",
-        SpectacularAPIView.as_view(custom_settings=SCHEMA_SETTINGS),
+        SpectacularAPIView.as_view(),
         name="schema",
     ),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -12,12 +12,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import CursorPages, json_safe
+from config.api import CursorPages, ModelPermissions, json_safe
 
 from . import selectors, services
 from .export import export_csv_blocks
@@ -52,7 +51,7 @@ class OrderViewSet(viewsets.GenericViewSet):
     """Orders in (add/change permissions: the API client role), read by any logged-in user."""
 
     serializer_class = OrderSerializer
-    permission_classes = [DjangoModelPermissions]
+    permission_classes = [ModelPermissions]  # reading needs orders.view_order too
     filterset_class = OrderFilter
     pagination_class = OrderCursorPagination
     lookup_field = "order_id"

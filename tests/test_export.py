@@ -38,7 +38,7 @@ def test_export_is_a_streamed_utf8_semicolon_file_with_the_s360_columns(api):
     assert [int(r["ORDER_ID"]) for r in rows] == sorted(o["order_id"] for o in orders)
 
 
-def test_export_values_are_formatted_as_s360_does():
+def test_export_values_are_formatted_as_s360_does(api):
     data = order_data(
         contact_reference="0000420042",
         sale_amount=40000,
@@ -51,13 +51,7 @@ def test_export_values_are_formatted_as_s360_does():
     )
     order_upsert(data=data)
     order_upsert(data={**data, "order_state": "CANCELLED", "last_mod_date_time": None})
-    from rest_framework.test import APIClient
-
-    from tests.factories import UserFactory
-
-    client = APIClient()
-    client.force_authenticate(UserFactory())
-    _, (row,) = read_export(client.get(EXPORT))
+    _, (row,) = read_export(api.get(EXPORT))
     assert row["CONTACT_NUMBER"] == "0000420042"  # leading zeros survive
     assert row["SALE_AMOUNT"] == "40.00"
     assert row["CURRENCY"] == "CHF"

@@ -353,23 +353,8 @@ def api_client(user: Any) -> APIClient:
     return client
 
 
-# Holes in files owned elsewhere, each with its one-line fix. Strict: once the fix lands these
-# cases pass, the mark fails the run, and it is removed.
-NOT_FIXED_HERE = "orders/api.py: OrderViewSet.permission_classes = [config.api.ModelPermissions]"
-KNOWN_HOLES = {
-    ("staff, no role", "export orders", "api"),
-    ("non-staff user", "export orders", "api"),
-}
-
-
-def marks(who: str, action: str, via: str) -> list:
-    if (who, action, via) in KNOWN_HOLES:
-        return [pytest.mark.xfail(strict=True, reason=NOT_FIXED_HERE)]
-    return []
-
-
 CASES = [
-    pytest.param(who, action, via, id=f"{who}-{action}-{via}", marks=marks(who, action, via))
+    pytest.param(who, action, via, id=f"{who}-{action}-{via}")
     for who in WHO
     for action, (admin_call, _, api_call) in ACTIONS.items()
     for via, call in (("admin", admin_call), ("api", api_call))

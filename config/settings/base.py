@@ -174,6 +174,12 @@ SPECTACULAR_SETTINGS = {
         "OrderTypeEnum": "orders.models.OrderType",
         "OrderOriginatorEnum": "orders.models.OrderOriginator",
     },
+    # The error answers are added to every operation (config.api.document_errors), in the
+    # served schema and in `manage.py spectacular` alike.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.document_errors",
+    ],
 }
 
 # The largest JSON body accepted (a bulk of 1000 multi-operation orders is ~5 MB).
