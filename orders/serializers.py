@@ -27,7 +27,7 @@ LONG_MAX = 2**63 - 1
 _upper_token = RegexValidator(
     re.compile(r"^[A-Z][A-Z0-9_]*$"), "Use an upper-case S-360 code, e.g. SINGLE_ENTRY."
 )
-_digits = RegexValidator(re.compile(r"^\d+$"), "A contact reference is digits only.")
+_digits = RegexValidator(re.compile(r"^[0-9]+$"), "A contact reference is digits only.")
 _currency = RegexValidator(re.compile(r"^[A-Z]{3}$"), "Use an ISO 4217 currency code, e.g. CHF.")
 
 

@@ -173,6 +173,7 @@ def test_malformed_json_is_a_400_that_says_so(api):
         ({"saleAmount": "forty"}, "saleAmount", "A valid integer is required."),
         ({"orderType": "SALE", "saleAmount": -40000}, "saleAmount", "zero or more for a SALE"),
         ({"contactReference": "12AB"}, "contactReference", "digits only"),
+        ({"contactReference": "12\u0663"}, "contactReference", "digits only"),  # Arabic-Indic 3
         ({"salesChannelCode": ""}, "salesChannelCode", "may not be blank"),
         ({"orderID": 5}, "orderID", "Unknown field."),
         (
