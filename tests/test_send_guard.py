@@ -24,11 +24,12 @@ PUBLIC = "93.184.216.34"
 class Listener:
     """A loopback TCP server that records every connection and answers with `script`."""
 
-    def __init__(self, script) -> None:
+    def __init__(self, script, tls=None) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.script = script
+        self.tls = tls  # an ssl.SSLContext: HTTPS
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -41,10 +42,12 @@ class Listener:
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn: socket.socket) -> None:
-        with conn:
+        # OSError: the client gave up or refused our certificate, the point of some tests.
+        with conn, contextlib.suppress(OSError):
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             conn.recv(65536)
-            with contextlib.suppress(OSError):  # the client gave up: the point of some tests
-                self.script(conn)
+            self.script(conn)
 
     def close(self) -> None:
         self.sock.close()
@@ -58,8 +61,8 @@ def ok(conn: socket.socket) -> None:
 def listener() -> Iterator:
     made: list[Listener] = []
 
-    def make(script=ok) -> Listener:
-        made.append(Listener(script))
+    def make(script=ok, tls=None) -> Listener:
+        made.append(Listener(script, tls))
         return made[-1]
 
     yield make
@@ -191,3 +194,101 @@ def test_every_address_of_a_host_is_tried_in_turn(settings, listener, monkeypatc
     result = post(f"http://crm.two-addresses.test:{crm.port}/hook")
     assert result.ok, result.error
     assert crm.connections == 1
+
+
+# --- HTTPS through the guarded backend ------------------------------------------------------
+
+
+def _certificate(tmp_path, name: str) -> tuple[str, str, str]:
+    """A throwaway CA and a server certificate for `name`: (ca.pem, cert.pem, key.pem)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def pem(path, data: bytes) -> str:
+        (tmp_path / path).write_bytes(data)
+        return str(tmp_path / path)
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return (
+        pem("ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
+        pem("cert.pem", cert.public_bytes(serialization.Encoding.PEM)),
+        pem(
+            "key.pem",
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        ),
+    )
+
+
+@pytest.fixture
+def tls_crm(tmp_path, monkeypatch, listener):
+    """An HTTPS CRM on loopback with a certificate for the given name; `crm.tls.test`
+    resolves to 127.0.0.1; the client trusts the test CA (the only change from production:
+    the CA bundle)."""
+    import ssl
+
+    real_context = ssl.create_default_context
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "crm.tls.test":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    def make(certified_name: str) -> Listener:
+        ca, cert, key = _certificate(tmp_path, certified_name)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert, key)
+        monkeypatch.setattr(sending.httpx, "create_ssl_context", lambda: real_context(cafile=ca))
+        return listener(ok, tls=server)
+
+    return make
+
+
+def test_https_goes_through_the_guard_and_checks_the_host_name(tls_crm):
+    """Connecting to the vetted IP keeps TLS verifying the URL's host name (SNI and the
+    certificate), and the deadline still applies inside TLS."""
+    crm = tls_crm("crm.tls.test")
+    result = post(f"https://crm.tls.test:{crm.port}/hook")
+    assert result.ok, result.error
+    assert crm.connections == 1
+
+
+def test_https_with_a_certificate_for_another_name_is_refused(tls_crm):
+    crm = tls_crm("someone-else.test")
+    result = post(f"https://crm.tls.test:{crm.port}/hook")
+    assert result.ok is False
+    assert "CERTIFICATE_VERIFY_FAILED" in result.error or "certificate" in result.error.lower()
