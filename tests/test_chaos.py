@@ -56,8 +56,9 @@ def broker(monkeypatch):
 
     redis.Redis.from_url(chaos.REDIS_URL).flushdb()
     app.close()  # drop pooled connections to the previous broker
-    # Celery reads the broker from this variable before its configuration.
+    # Celery reads the broker from these variables before its configuration.
     monkeypatch.setenv("CELERY_BROKER_URL", chaos.REDIS_URL)
+    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", chaos.REDIS_URL)
     saved, app.conf.broker_transport_options = app.conf.broker_transport_options, {}
     assert app.connection_for_write().as_uri().endswith("/" + chaos.REDIS_URL.rsplit("/", 1)[1])
     yield app

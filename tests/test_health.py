@@ -39,10 +39,10 @@ def test_degraded_with_503_when_beat_stopped(client, dispatcher):
 
 
 def test_degraded_when_the_broker_is_unreachable(client, dispatcher, monkeypatch):
-    from config.celery_app import app
-
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(app.conf, "broker_write_url", "redis://127.0.0.1:1/0")
+    # Celery reads these before its configuration; setting the configuration instead would
+    # leave the derived URL stored in it after the test (and later tests on it).
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", "redis://127.0.0.1:1/0")
     response = client.get("/health/")
     assert response.status_code == 503
     assert response.json()["broker"]["ok"] is False
