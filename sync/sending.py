@@ -85,7 +85,10 @@ class _GuardedBackend(httpcore.SyncBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         last_error: Exception = httpcore.ConnectError(f"{host} has no address")
-        for *_, address in resolve_allowed(host, port):
+        addresses = resolve_allowed(host, port)
+        # The resolver has its own timeouts (resolv.conf); what it took counts against ours.
+        self.time_left(timeout, httpcore.ConnectTimeout)
+        for *_, address in addresses:
             try:  # an IP literal: the socket library does not resolve it again
                 stream = super().connect_tcp(
                     address[0],
@@ -107,9 +110,14 @@ class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self) -> None:
         super().__init__(trust_env=False)
         self._backend = _GuardedBackend()
-        # httpx takes no network backend; its pool does (httpcore's public parameter).
+        # httpx takes no network backend; its pool does (httpcore's public parameter). The
+        # pool gets httpx's own defaults (an idle connection is dropped after 5 s). The CA
+        # bundle still follows SSL_CERT_FILE / SSL_CERT_DIR: that is trust, not routing.
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
             network_backend=self._backend,
         )
 
@@ -120,8 +128,9 @@ class _GuardedTransport(httpx.HTTPTransport):
 
 def new_client() -> httpx.Client:
     """An HTTP client for one execution: WEBHOOK_TIMEOUT_SECONDS in all per POST (connect at
-    most WEBHOOK_CONNECT_TIMEOUT_SECONDS), only to vetted addresses, redirects not followed,
-    no proxy from the environment (the address we vet must be the one we reach)."""
+    most WEBHOOK_CONNECT_TIMEOUT_SECONDS), only to vetted addresses, redirects not followed.
+    No proxy from the environment (our own transport: the address we vet must be the one we
+    reach) and no .netrc credentials (trust_env off)."""
     total = settings.WEBHOOK_TIMEOUT_SECONDS
     return httpx.Client(
         transport=_GuardedTransport(),
@@ -167,15 +176,25 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | Non
     return max(dt.timedelta(0), min(wait, MAX_RETRY_AFTER))
 
 
-def _redacted(text: str, endpoint: Endpoint, headers: dict) -> str:
-    """`text` without our credentials: a CRM's error page may echo the request headers back,
-    and the excerpt is kept and shown in the admin and the API."""
-    secrets = [endpoint.signing_secret, endpoint.auth_secret]
+def _credentials(endpoint: Endpoint, headers: dict) -> list[str]:
+    """The credential values in the headers we sent (the signing secret never travels)."""
+    values = []
     if authorization := headers.get("authorization"):
-        secrets += [authorization, authorization.partition(" ")[2]]
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
+        values += [authorization, authorization.partition(" ")[2]]
+    if endpoint.auth_type == AuthType.HEADER:
+        values.append(headers.get(endpoint.auth_username.lower(), ""))
+    return sorted(filter(None, values), key=len, reverse=True)
+
+
+def _excerpt(content: bytes, credentials: list[str]) -> str:
+    """The first EXCERPT_BYTES of an answer, with our credentials blanked out: a CRM's error
+    page may echo the request headers back, and the excerpt is kept and shown in the admin
+    and the API. Blanked before cutting, so a value straddling the cut leaves no prefix."""
+    margin = len(credentials[0].encode()) if credentials else 0
+    text = content[: EXCERPT_BYTES + margin].decode("utf-8", "replace")
+    for value in credentials:
+        text = text.replace(value, "[redacted]")
+    return text.encode()[:EXCERPT_BYTES].decode("utf-8", "ignore")
 
 
 def post_payload(
@@ -188,7 +207,8 @@ def post_payload(
         return int((time.monotonic() - started) * 1000)
 
     try:
-        check_url(endpoint.url)  # again at send time: DNS may have changed since the save
+        # The URL's form here; its addresses are vetted where we connect (_GuardedBackend).
+        check_url(endpoint.url, resolve=False)
         headers = signed_headers(endpoint=endpoint, payload_id=payload_id, body=body, at=at)
         response = client.post(endpoint.url, content=body.encode(), headers=headers)
     except UnsafeURL as error:
@@ -199,9 +219,7 @@ def post_payload(
         return SendResult(False, None, elapsed(), error=f"{type(error).__name__}: {error}")
     except (UnicodeError, ValueError) as error:  # e.g. a stored auth value httpx cannot encode
         return SendResult(False, None, elapsed(), error=f"Cannot send: {error}")
-    excerpt = _redacted(
-        response.content[:EXCERPT_BYTES].decode("utf-8", "replace"), endpoint, headers
-    )
+    excerpt = _excerpt(response.content, _credentials(endpoint, headers))
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(True, code, elapsed(), excerpt=excerpt)

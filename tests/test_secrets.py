@@ -312,6 +312,10 @@ def test_a_crm_echoing_our_headers_does_not_get_them_stored(api, secrets, crm, a
     )
     create_orders(1)
     sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    (delivery,) = Delivery.objects.filter(endpoint=endpoint)
+    assert delivery.status_code == 500
+    assert "[redacted]" in delivery.response_excerpt  # the echo was kept, our values blanked
+    assert secrets.found_in(delivery.response_excerpt) == []
     assert secrets.found_in(api.get("/api/v1/runs/").content) == []
 
 

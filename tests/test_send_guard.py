@@ -21,6 +21,25 @@ HOST = "crm.rebinding.test"
 PUBLIC = "93.184.216.34"
 
 
+def read_request(conn: socket.socket) -> None:
+    """Read one whole request: closing with unread bytes would make the kernel reset the
+    connection, and the client could lose our answer (over TLS the body comes apart)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536) or b"\r\n\r\n"
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length and (chunk := conn.recv(65536)):
+        body += chunk
+
+
 class Listener:
     """A loopback TCP server that records every connection and answers with `script`."""
 
@@ -46,7 +65,7 @@ class Listener:
         with conn, contextlib.suppress(OSError):
             if self.tls:
                 conn = self.tls.wrap_socket(conn, server_side=True)
-            conn.recv(65536)
+            read_request(conn)
             self.script(conn)
 
     def close(self) -> None:
@@ -95,17 +114,43 @@ def rebinding_dns(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
-def test_dns_rebinding_between_the_check_and_the_connection_is_refused(
-    settings, listener, rebinding_dns
-):
-    """The URL check sees a public address; the connection would reach loopback. The sender
-    connects only to addresses it vetted itself, so the loopback CRM never hears a thing."""
+def test_dns_rebinding_after_the_check_is_refused(settings, listener, rebinding_dns):
+    """The endpoint was checked while its name pointed at a public address; now it points
+    at loopback. The sender vets the address it connects to, so the loopback service never
+    hears a thing."""
+    from webhooks.url_safety import check_url
+
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     internal = listener()
-    result = post(f"http://{HOST}:{internal.port}/hook")
+    url = f"http://{HOST}:{internal.port}/hook"
+    check_url(url)  # on save: the public answer
+    result = post(url)
     assert result.ok is False
     assert result.error.startswith("Refused:"), result.error
     assert "127.0.0.1" in result.error
+    assert internal.connections == 0
+
+
+def test_a_name_with_one_private_address_among_public_ones_is_refused(
+    settings, listener, monkeypatch
+):
+    """Every address is vetted, not only the first: the socket library would try the next
+    one when the first fails."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    internal = listener()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != HOST:
+            return real(host, port, *args, **kwargs)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, int(port))),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port))),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    result = post(f"http://{HOST}:{internal.port}/hook")
+    assert result.error.startswith("Refused:"), result.error
     assert internal.connections == 0
 
 
@@ -292,3 +337,31 @@ def test_https_with_a_certificate_for_another_name_is_refused(tls_crm):
     result = post(f"https://crm.tls.test:{crm.port}/hook")
     assert result.ok is False
     assert "CERTIFICATE_VERIFY_FAILED" in result.error or "certificate" in result.error.lower()
+
+
+def test_a_credential_straddling_the_excerpt_cut_leaves_no_prefix(listener):
+    """The excerpt keeps the first 2 KB of the answer; a token echoed across that cut must
+    not survive as a prefix (blanked before cutting)."""
+    token = "bearer-T0ken-" + "Z" * 40
+    padding = sending.EXCERPT_BYTES - 10  # the token starts 10 bytes before the cut
+
+    def echo(conn: socket.socket) -> None:
+        body = b"x" * padding + token.encode() + b" and more"
+        conn.sendall(
+            b"HTTP/1.1 500 Internal Server Error\r\n"
+            + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+            + body
+        )
+
+    crm = listener(echo)
+    endpoint = Endpoint(name="CRM", url=f"http://127.0.0.1:{crm.port}/hook", auth_type="BEARER")
+    endpoint.signing_secret = "whsec_" + "A" * 44
+    endpoint.auth_secret = token
+    with sending.new_client() as client:
+        result = sending.post_payload(
+            client=client, endpoint=endpoint, payload_id="m", body="{}", at=timezone.now()
+        )
+    assert result.status_code == 500
+    assert len(result.excerpt.encode()) <= sending.EXCERPT_BYTES
+    assert "bearer-T" not in result.excerpt  # not even the 10 bytes before the cut
+    assert result.excerpt.startswith("x" * padding + "[redac")

@@ -32,8 +32,11 @@ def _blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return not address.is_global or address.is_multicast
 
 
-def check_url(url: str) -> None:
-    """Raise UnsafeURL unless `url` is http(s) and every address its host resolves to is public."""
+def check_url(url: str, *, resolve: bool = True) -> None:
+    """Raise UnsafeURL unless `url` is http(s) and every address its host resolves to is public.
+
+    `resolve=False` checks the URL's form only: the sender vets the addresses itself where
+    it connects."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL("Only http:// and https:// URLs are allowed.")
@@ -45,9 +48,8 @@ def check_url(url: str) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as error:
         raise UnsafeURL(f"The URL's port is not valid ({error}).") from None
-    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
-        return  # local development: any host, resolved when sending
-    resolve_allowed(parts.hostname, port)
+    if resolve and not settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        resolve_allowed(parts.hostname, port)
 
 
 def resolve_allowed(host: str, port: int) -> list[tuple]:
