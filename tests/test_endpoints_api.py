@@ -329,6 +329,17 @@ def test_patch_with_auth_secret_replaces_it(api):
     assert Endpoint.objects.get(pk=pk).auth_secret == "token-2"
 
 
+def test_switching_to_no_authentication_forgets_the_auth_secret(api):
+    """No authentication, no secret kept: nothing a later key rotation would have to read,
+    and switching back asks for the token again."""
+    pk = create(api, authType="BEARER", authSecret="token-1")["id"]
+    assert patch(api, pk, {"authType": "NONE"}).status_code == 200
+    assert Endpoint.objects.get(pk=pk).auth_secret_encrypted == ""
+    response = patch(api, pk, {"authType": "BEARER"})
+    assert response.status_code == 400
+    assert "authSecret" in response.json()
+
+
 def test_patch_to_bearer_without_any_secret_is_400(api):
     """Switching a signature-only endpoint to bearer needs the token."""
     pk = create(api)["id"]

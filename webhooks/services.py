@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Endpoint, new_signing_secret
+from .models import AuthType, Endpoint, new_signing_secret
 from .url_safety import UnsafeURL, check_url
 
 
@@ -46,6 +46,9 @@ def endpoint_update(*, endpoint: Endpoint, data: dict[str, Any]) -> Endpoint:
         setattr(endpoint, name, value)
     if auth_secret:  # blank keeps the stored one
         endpoint.auth_secret = auth_secret
+    if endpoint.auth_type == AuthType.NONE:
+        # No authentication: keep no secret (nor one a later key rotation could not read).
+        endpoint.auth_secret_encrypted = ""
     if endpoint.is_active:
         endpoint.disabled_reason = ""
     if endpoint.frequency_minutes != old_frequency and endpoint.next_sync_at:
