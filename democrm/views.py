@@ -8,6 +8,7 @@ import random
 import time
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -63,6 +64,7 @@ class _Echo:
 
 
 @staff_member_required
+@permission_required("democrm.view_crmorder", raise_exception=True)
 @require_GET
 def export(request: HttpRequest) -> StreamingHttpResponse:
     """The CRM side of a data consistency check: one row per order, CRM column names."""

@@ -319,6 +319,14 @@ def test_export_needs_staff_login(client, user):
     assert response["Location"].startswith("/admin/login/")
 
 
+def test_export_needs_the_view_permission_of_crm_orders(client, db):
+    """Staff without a role read nothing, the demo CRM's copy of every order included."""
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(is_staff=True))
+    assert client.get(EXPORT).status_code == 403
+
+
 def test_export_lists_one_row_per_crm_order(admin_client_logged, secret):
     """The export has the CRM header and one `;` row per CrmOrder, by order number."""
     orders = load([o["order_id"] for o in create_orders(3)])
