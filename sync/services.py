@@ -252,12 +252,13 @@ def endpoints_claim_due(*, now: dt.datetime | None = None) -> list[int]:
     ).values_list("pk", "next_sync_at", "frequency_minutes", "lease_owner", "lease_until")
     claimed = []
     for pk, next_sync_at, frequency, lease_owner, lease_until in due:
+        claim = Endpoint.objects.filter(pk=pk, next_sync_at=next_sync_at)
         moved = {"next_sync_at": now + dt.timedelta(minutes=frequency)}
-        if lease_owner and lease_until < now:
-            moved |= {"lease_owner": "", "lease_until": None}  # so it is claimed once
-        if Endpoint.objects.filter(
-            pk=pk, next_sync_at=next_sync_at, lease_owner=lease_owner
-        ).update(**moved):
+        if lease_owner and lease_until is not None and lease_until < now:
+            # Cleared in the same update, so that it is claimed once.
+            claim = claim.filter(lease_owner=lease_owner, lease_until=lease_until)
+            moved |= {"lease_owner": "", "lease_until": None}
+        if claim.update(**moved):
             claimed.append(pk)
     return claimed
 
