@@ -136,4 +136,7 @@ def document_errors(result: dict, generator: object, request: object, public: bo
             responses = operation.setdefault("responses", {})
             for code, description in codes.items():
                 responses.setdefault(code, {"description": description, "content": error})
+            for code, response in responses.items():  # e.g. a 409 a view documents itself
+                if code.startswith("4") and "content" not in response:
+                    response["content"] = error
     return result

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -83,7 +88,10 @@ class EndpointViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         request=None,
-        responses={202: inline_serializer("Queued", {"queued": serializers.BooleanField()})},
+        responses={
+            202: inline_serializer("Queued", {"queued": serializers.BooleanField()}),
+            409: OpenApiResponse(description="The endpoint is paused or disabled."),
+        },
     )
     @action(detail=True, methods=["post"], permission_classes=[require("webhooks.change_endpoint")])
     def run(self, request: Request, pk: str) -> Response:
