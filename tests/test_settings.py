@@ -155,3 +155,10 @@ def test_a_lease_shorter_than_two_send_timeouts_is_refused(tmp_path):
     assert refused.returncode != 0
     assert "SYNC_LEASE_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS" in refused.stderr
     assert manage("check", env={**env, "SYNC_LEASE_SECONDS": "60"}).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["WEBHOOK_TIMEOUT_SECONDS", "SYNC_RETRY_BACKOFF_SECONDS"])
+def test_a_zero_or_negative_sync_setting_is_refused(tmp_path, name):
+    refused = manage("check", env={"CELERY_BROKER_DIR": str(tmp_path), name: "0"})
+    assert refused.returncode != 0
+    assert f"{name} must be a positive number of seconds." in refused.stderr

@@ -199,6 +199,15 @@ SYNC_LEASE_SECONDS = env.float("SYNC_LEASE_SECONDS", default=120.0)
 # to the maximum (S-360 itself resends at every run).
 SYNC_RETRY_BACKOFF_SECONDS = env.float("SYNC_RETRY_BACKOFF_SECONDS", default=30 * 60.0)
 SYNC_RETRY_MAX_BACKOFF_SECONDS = env.float("SYNC_RETRY_MAX_BACKOFF_SECONDS", default=24 * 3600.0)
+for _name in (
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_CONNECT_TIMEOUT_SECONDS",
+    "SYNC_LEASE_SECONDS",
+    "SYNC_RETRY_BACKOFF_SECONDS",
+    "SYNC_RETRY_MAX_BACKOFF_SECONDS",
+):
+    if not globals()[_name] > 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
 if SYNC_LEASE_SECONDS < 2 * WEBHOOK_TIMEOUT_SECONDS:
     raise ImproperlyConfigured(
         "SYNC_LEASE_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS: an execution "
