@@ -12,12 +12,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401 (read by the skipif below)
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
 from orders.services import order_upsert
 from sync.models import Delivery
+from tests import chaos
 from tests.factories import create_orders
 from webhooks.services import endpoint_create
 
@@ -25,18 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
-def redis_up() -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:
-        return False
-
-
 pytestmark = [
     pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL"),
-    pytest.mark.skipif(not redis_up(), reason="needs Redis on 127.0.0.1:6379"),
+    pytest.mark.skipif(chaos.NO_REDIS, reason="needs Redis on 127.0.0.1:6379"),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
@@ -60,11 +52,10 @@ def ensure_dispatcher_schedule() -> None:
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen:
-    db = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": chaos.database_url(),
         "CELERY_BROKER_URL": REDIS_URL,
     }
     return subprocess.Popen(
