@@ -42,7 +42,16 @@ ROLES = import_module("sync.migrations.0004_roles")
 
 # --- The intended matrix --------------------------------------------------------------------
 
-READ = {"view endpoint", "export orders", "download report", "see executions", "see deliveries"}
+READ_SYNC = {
+    "view endpoint",
+    "read orders",
+    "export orders",
+    "see executions",
+    "see deliveries",
+    "see parked orders",
+    "see imports",
+}
+READ = READ_SYNC | {"download report", "see reconciliation", "read the demo CRM"}
 CONFIGURE = {
     "create endpoint",
     "update endpoint",
@@ -66,7 +75,7 @@ ALLOWED: dict[str, set[str]] = {
     "Support": READ | SUPPORT,
     "Read-only": READ,
     # Feeds orders in and reads sync state; reconciliations are not theirs to read.
-    "API client": FEED | {"view endpoint", "export orders", "see executions", "see deliveries"},
+    "API client": FEED | READ_SYNC,
     "staff, no role": set(),
     "non-staff user": set(),
     "anonymous": set(),
@@ -87,13 +96,15 @@ class World(NamedTuple):
     an_import: InitialImport
     reconciliation: Reconciliation
     crm: Any  # the pytest-httpserver standing in for the CRM
+    queued: list  # tasks the actions queued (run_endpoint, run_reconciliation)
 
 
 @pytest.fixture
 def world(db, monkeypatch, httpserver) -> World:
     ROLES.create_roles(apps, None)  # as `migrate` leaves them (the test database may not)
-    monkeypatch.setattr(sync.tasks.run_endpoint, "delay", lambda *a, **k: None)
-    monkeypatch.setattr(reconciliation.tasks.run_reconciliation, "delay", lambda *a, **k: None)
+    queued: list = []
+    for task in (sync.tasks.run_endpoint, reconciliation.tasks.run_reconciliation):
+        monkeypatch.setattr(task, "delay", lambda *a, _name=task.name, **k: queued.append(_name))
     httpserver.expect_request("/crm").respond_with_data("ok")
     # Orders of May (for the import in place) and June (for an import to flag) exist first...
     orders_bulk_upsert(
@@ -121,7 +132,7 @@ def world(db, monkeypatch, httpserver) -> World:
     Difference.objects.create(
         reconciliation=record, kind=Difference.Kind.ONLY_IN_S360, key=str(changed["order_id"])
     )
-    return World(endpoint, changed["order_id"], parked, an_import, record, httpserver)
+    return World(endpoint, changed["order_id"], parked, an_import, record, httpserver, queued)
 
 
 def snapshot() -> dict[str, Any]:
@@ -324,6 +335,27 @@ ACTIONS: dict[str, tuple[Request | None, int, Request | None]] = {
         lambda c, w: c.get(f"/api/v1/runs/?endpoint={w.endpoint.pk}"),
     ),
     "see deliveries": (lambda c, w: c.get("/admin/sync/delivery/"), 200, None),  # API: in runs
+    "read orders": (
+        lambda c, w: c.get(f"/admin/orders/order/{w.order_id}/change/"),
+        200,
+        lambda c, w: c.get(f"/api/v1/orders/{w.order_id}/"),
+    ),
+    "see parked orders": (
+        lambda c, w: c.get("/admin/sync/pendingorder/"),
+        200,
+        lambda c, w: c.get(f"/api/v1/endpoints/{w.endpoint.pk}/parked/"),
+    ),
+    "see imports": (
+        lambda c, w: c.get(f"/admin/sync/initialimport/{w.an_import.pk}/change/"),
+        200,
+        lambda c, w: c.get(f"/api/v1/initial-imports/{w.an_import.pk}/"),
+    ),
+    "see reconciliation": (
+        lambda c, w: c.get(recon_admin(w, "change/")),
+        200,
+        lambda c, w: c.get(f"/api/v1/reconciliations/{w.reconciliation.pk}/"),
+    ),
+    "read the demo CRM": (lambda c, w: c.get("/democrm/export.csv"), 200, None),
 }
 
 assert set().union(*ALLOWED.values()) <= set(ACTIONS)
@@ -363,14 +395,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("who, action, via", CASES)
-def test_permission_matrix(world, who, action, via):
+def test_permission_matrix(world, who, action, via, django_capture_on_commit_callbacks):
     admin_call, admin_success, api_call = ACTIONS[action]
     user = user_for(who)
     before = snapshot()
-    if via == "admin":
-        response = admin_call(admin_client(user), world)
-    else:
-        response = api_call(api_client(user), world)
+    with django_capture_on_commit_callbacks(execute=True):  # tasks are queued on commit
+        if via == "admin":
+            response = admin_call(admin_client(user), world)
+        else:
+            response = api_call(api_client(user), world)
     code = response.status_code
     where = response.get("Location", "")
 
@@ -380,6 +413,13 @@ def test_permission_matrix(world, who, action, via):
             assert "/login/" not in where
         else:
             assert 200 <= code < 300, (code, response.content[:300])
+        # ...and it really happened (an ignored admin action would redirect all the same).
+        if action == "run now":
+            assert world.queued == ["sync.tasks.run_endpoint"]
+        elif action == "send test payload":
+            assert world.crm.log
+        elif action not in READ:
+            assert snapshot() != before, "an allowed action changed nothing"
         return
 
     if via == "admin" and who in ("anonymous", "non-staff user"):
@@ -391,4 +431,5 @@ def test_permission_matrix(world, who, action, via):
     if via == "api":
         assert response["Content-Type"].startswith("application/json")
     assert snapshot() == before, "a refused action changed the database"
+    assert not world.queued, "a refused action queued a task"
     assert not world.crm.log, "a refused action reached the CRM"
