@@ -205,15 +205,23 @@ class ChaosCRM:
             request.close_connection = True  # the sender gave up (our deadline): fine
 
 
-def celery(args: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
-    """Start `celery -A config …` on the test database and the suite's Redis database."""
+def celery(
+    args: list[str],
+    log: Path,
+    *,
+    broker_url: str = REDIS_URL,
+    settings: dict[str, str] = WORKER_SETTINGS,
+    **extra_env: str,
+) -> subprocess.Popen:
+    """Start `celery -A config …` on the test database and a Redis database (the suite's
+    own by default), with the suite's short timeouts unless `settings` says otherwise."""
     env = {
         **os.environ,
-        **WORKER_SETTINGS,
+        **settings,
         **extra_env,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_BROKER_URL": broker_url,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", *args],

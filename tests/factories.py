@@ -58,3 +58,25 @@ def create_orders(count: int, **kwargs: Any) -> list[OrderData]:
     data = orders_data(count, **kwargs)
     orders_bulk_upsert(orders=data)
     return data
+
+
+def endpoint_admin_form(**overrides: str) -> dict[str, str]:
+    """What the endpoint admin's add form posts: a signature-only endpoint with no filters,
+    S-360's defaults; fields may be overridden."""
+    data = {
+        "name": "Admin CRM",
+        "url": "https://crm.example.com/admin-hook",
+        "is_active": "on",
+        "frequency_minutes": "15",
+        "max_orders_per_run": "500",
+        "orders_per_payload": "50",
+        "content_level": "TICKETS",
+        "filter_sales_channels": "",
+        "max_attempts": "12",
+        "auth_type": "NONE",
+        "auth_username": "",
+        "auth_secret": "",
+        "_save": "Save",
+    }
+    data.update(overrides)
+    return data

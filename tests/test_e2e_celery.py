@@ -5,9 +5,7 @@ process); CI runs it there."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -52,19 +50,8 @@ def ensure_dispatcher_schedule() -> None:
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": chaos.database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    """Celery with production's timeouts, on this test's own Redis database."""
+    return chaos.celery(args, log, broker_url=REDIS_URL, settings={})
 
 
 def test_beat_and_a_worker_push_a_change_to_the_crm_unprompted(httpserver, tmp_path):

@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook
 
 import sync.tasks
 from sync.models import PendingOrder, RunTrigger
-from tests.factories import UserFactory, create_orders
+from tests.factories import UserFactory, create_orders, endpoint_admin_form
 from webhooks import services
 from webhooks.crypto import encrypt
 from webhooks.models import Endpoint
@@ -43,27 +43,6 @@ def make_endpoint(**fields) -> tuple[Endpoint, str]:
     return services.endpoint_create(data=data)
 
 
-def form_data(**overrides) -> dict:
-    """What the add form posts for a signature-only endpoint with no filters."""
-    data = {
-        "name": "Admin CRM",
-        "url": "https://crm.example.com/admin-hook",
-        "is_active": "on",
-        "frequency_minutes": "15",
-        "max_orders_per_run": "500",
-        "orders_per_payload": "50",
-        "content_level": "TICKETS",
-        "filter_sales_channels": "",
-        "max_attempts": "12",
-        "auth_type": "NONE",
-        "auth_username": "",
-        "auth_secret": "",
-        "_save": "Save",
-    }
-    data.update(overrides)
-    return data
-
-
 def texts(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
@@ -82,7 +61,7 @@ def queued(monkeypatch) -> list[tuple]:
 
 def test_add_form_creates_endpoint_and_shows_secret_once(admin_client_logged):
     """The add form saves the endpoint; its secret is in the next page's message only."""
-    response = admin_client_logged.post(ADD, form_data(), follow=True)
+    response = admin_client_logged.post(ADD, endpoint_admin_form(), follow=True)
     assert response.status_code == 200
     endpoint = Endpoint.objects.get()
     assert endpoint.name == "Admin CRM"
@@ -106,7 +85,7 @@ def test_add_form_creates_endpoint_and_shows_secret_once(admin_client_logged):
 
 def test_add_form_stores_filters_and_auth(admin_client_logged):
     """Ticked filters, comma-separated channels and a bearer token are stored as such."""
-    data = form_data(
+    data = endpoint_admin_form(
         filter_order_types=["SALE", "REFUND_CLIENT"],
         filter_sales_channels=" WEB , BOX ,,",
         auth_type="BEARER",
@@ -126,7 +105,7 @@ def test_add_form_stores_filters_and_auth(admin_client_logged):
 def test_add_form_refuses_private_url(admin_client_logged, settings):
     """With private networks not allowed, a loopback URL is a form error and nothing is saved."""
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
-    response = admin_client_logged.post(ADD, form_data(url="http://127.0.0.1:8000/hook"))
+    response = admin_client_logged.post(ADD, endpoint_admin_form(url="http://127.0.0.1:8000/hook"))
     assert response.status_code == 200
     assert "url" in response.context["adminform"].form.errors
     assert "loopback" in response.content.decode()
@@ -135,7 +114,7 @@ def test_add_form_refuses_private_url(admin_client_logged, settings):
 
 def test_add_form_refuses_frequency_zero(admin_client_logged):
     """A frequency of 0 minutes is a form error; nothing is saved."""
-    response = admin_client_logged.post(ADD, form_data(frequency_minutes="0"))
+    response = admin_client_logged.post(ADD, endpoint_admin_form(frequency_minutes="0"))
     assert response.status_code == 200
     assert "frequency_minutes" in response.context["adminform"].form.errors
     assert not Endpoint.objects.exists()
@@ -144,7 +123,7 @@ def test_add_form_refuses_frequency_zero(admin_client_logged):
 def test_add_form_refuses_basic_without_username(admin_client_logged):
     """Basic auth without a user name is a form error."""
     response = admin_client_logged.post(
-        ADD, form_data(auth_type="BASIC", auth_secret="pw", auth_username="")
+        ADD, endpoint_admin_form(auth_type="BASIC", auth_secret="pw", auth_username="")
     )
     assert response.status_code == 200
     assert "auth_username" in response.context["adminform"].form.errors
@@ -154,7 +133,7 @@ def test_add_form_refuses_basic_without_username(admin_client_logged):
 def test_change_form_blank_auth_secret_keeps_stored(admin_client_logged):
     """Saving the change form with the auth secret left blank keeps the stored one."""
     endpoint, secret = make_endpoint(auth_type="BEARER", auth_secret="keep-me")
-    data = form_data(
+    data = endpoint_admin_form(
         name="Renamed", url=endpoint.url, auth_type="BEARER", auth_secret="", frequency_minutes="30"
     )
     response = admin_client_logged.post(change_url(endpoint.pk), data)

@@ -32,7 +32,7 @@ from orders.services import orders_bulk_upsert
 from reconciliation.models import Difference, Reconciliation
 from sync import imports
 from sync.models import Delivery, InitialImport, PendingOrder, SyncRun
-from tests.factories import UserFactory, order_data, order_json
+from tests.factories import UserFactory, endpoint_admin_form, order_data, order_json
 from tests.test_admin import form_post_data
 from webhooks.models import Endpoint
 from webhooks.services import endpoint_create
@@ -156,21 +156,7 @@ def snapshot() -> dict[str, Any]:
 # --- Each action, as the admin and the API offer it -----------------------------------------
 
 ENDPOINTS_ADMIN = "/admin/webhooks/endpoint/"
-ENDPOINT_FORM = {
-    "name": "Other CRM",
-    "url": "https://crm.example.com/other",
-    "is_active": "on",
-    "frequency_minutes": "15",
-    "max_orders_per_run": "500",
-    "orders_per_payload": "50",
-    "content_level": "TICKETS",
-    "filter_sales_channels": "",
-    "max_attempts": "12",
-    "auth_type": "NONE",
-    "auth_username": "",
-    "auth_secret": "",
-    "_save": "Save",
-}
+ENDPOINT_FORM = endpoint_admin_form(name="Other CRM", url="https://crm.example.com/other")
 NEW_ORDER_FORM = {
     "order_id": "77000000001",
     "order_state": "CLOSED",

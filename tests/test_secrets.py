@@ -22,7 +22,7 @@ import sync.tasks
 from config.logs import JsonFormatter
 from sync import services as sync_services
 from sync.models import Delivery, PendingOrder, RunTrigger
-from tests.factories import create_orders
+from tests.factories import create_orders, endpoint_admin_form
 from webhooks.models import Endpoint
 
 pytestmark = pytest.mark.django_db
@@ -194,22 +194,14 @@ def test_secrets_are_never_logged(api, admin_client_logged, secrets, crm, logs, 
 
 
 def admin_form(url: str, auth_type: str, auth_secret: str, **overrides: str) -> dict:
-    return {
+    fields = {
         "name": f"CRM {auth_type}",
         "url": url,
-        "is_active": "on",
-        "frequency_minutes": "15",
-        "max_orders_per_run": "500",
-        "orders_per_payload": "50",
-        "content_level": "TICKETS",
-        "filter_sales_channels": "",
-        "max_attempts": "12",
         "auth_type": auth_type,
         "auth_username": AUTH[auth_type][0],
         "auth_secret": auth_secret,
-        "_save": "Save",
-        **overrides,
     }
+    return endpoint_admin_form(**{**fields, **overrides})
 
 
 def shown_secret(response) -> str:
