@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import datetime as dt
 import email.utils
 import time
@@ -62,6 +63,11 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.get_extra_info(info)
 
 
+# Name lookups run here, so a stalled resolver holds a thread, not the execution. A few
+# threads: each execution sends one payload at a time.
+_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="dns")
+
+
 class _GuardedBackend(httpcore.SyncBackend):
     """Connects only to addresses vetted by the SSRF rule, and holds every request to one
     deadline.
@@ -85,9 +91,13 @@ class _GuardedBackend(httpcore.SyncBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         last_error: Exception = httpcore.ConnectError(f"{host} has no address")
-        addresses = resolve_allowed(host, port)
-        # The resolver has its own timeouts (resolv.conf); what it took counts against ours.
-        self.time_left(timeout, httpcore.ConnectTimeout)
+        # getaddrinfo cannot be interrupted and the resolver's own timeouts (resolv.conf) can
+        # add up to more than our deadline, or the lease: wait for it only as long as we have.
+        lookup = _resolver.submit(resolve_allowed, host, port)
+        try:
+            addresses = lookup.result(self.time_left(timeout, httpcore.ConnectTimeout))
+        except concurrent.futures.TimeoutError:
+            raise httpcore.ConnectTimeout(f"DNS did not answer for {host} in time") from None
         for *_, address in addresses:
             try:  # an IP literal: the socket library does not resolve it again
                 stream = super().connect_tcp(

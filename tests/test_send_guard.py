@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpcore
 import pytest
 from django.utils import timezone
 
@@ -131,6 +132,41 @@ def test_dns_rebinding_after_the_check_is_refused(settings, listener, rebinding_
     assert internal.connections == 0
 
 
+def test_dns_rebinding_between_the_check_and_the_connection_is_refused(
+    settings, listener, monkeypatch
+):
+    """The name answers public to the send-time check and loopback to anyone who asks again
+    (zero TTL). The sender resolves once and connects to the very address it vetted, so the
+    loopback service never hears a thing. (Resolving again where the socket connects, as a
+    plain client does, would reach it.)"""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    internal = listener()
+    real_getaddrinfo, lookups = socket.getaddrinfo, []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != HOST:
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = PUBLIC if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
+
+    real_connect, connected = httpcore.SyncBackend.connect_tcp, []
+
+    def connect_tcp(self, host, port, *args, **kwargs):
+        connected.append(host)
+        if host == PUBLIC:  # no internet here: the public CRM does not answer
+            raise httpcore.ConnectError("unreachable in the test")
+        return real_connect(self, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(httpcore.SyncBackend, "connect_tcp", connect_tcp)
+    result = post(f"http://{HOST}:{internal.port}/hook")
+    assert result.ok is False
+    assert lookups == [HOST]  # one resolution per send
+    assert connected == [PUBLIC]  # the vetted address, never the name
+    assert internal.connections == 0
+
+
 def test_a_name_with_one_private_address_among_public_ones_is_refused(
     settings, listener, monkeypatch
 ):
@@ -170,6 +206,31 @@ def test_a_crm_that_drips_its_answer_is_cut_at_the_deadline(settings, listener):
     assert result.ok is False
     assert result.error.startswith("Timeout"), result.error
     assert time.monotonic() - started < 2
+
+
+def test_a_resolver_that_stalls_is_cut_at_the_deadline(settings, monkeypatch):
+    """getaddrinfo cannot be interrupted, and resolv.conf's timeouts and retries can add up
+    to more than the lease: the sender waits for DNS only as long as the POST has left."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS = 0.5
+    real = socket.getaddrinfo
+    released = threading.Event()
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != HOST:
+            return real(host, port, *args, **kwargs)
+        released.wait(5)  # a DNS server that never answers
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    started = time.monotonic()
+    try:
+        result = post(f"http://{HOST}/hook")
+    finally:
+        released.set()
+    assert result.ok is False
+    assert result.error.startswith("Timeout"), result.error
+    assert time.monotonic() - started < 1.5
 
 
 def test_the_deadline_is_per_post_not_per_client(settings, listener):

@@ -37,6 +37,13 @@ def strict(settings):
         "http://[::ffff:10.0.0.1]/",
         "http://[fc00::1]/",
         "http://[fe80::1]/",
+        "http://[fec0::1]/",  # site-local: deprecated, and Python calls it global
+        "http://[::127.0.0.1]/",  # IPv4-compatible forms, delivered by 6in4 / SIIT boxes
+        "http://[::10.0.0.1]/",
+        "http://[::169.254.169.254]/",
+        "http://[::ffff:0:127.0.0.1]/",  # IPv4-translated (SIIT)
+        "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
         "http://localhost/",
         "http://LOCALHOST:8000/hook",
         "http://2130706433/",  # 127.0.0.1 as one decimal number
@@ -103,6 +110,7 @@ def test_unresolvable_host_is_refused(strict):
         "https://93.184.216.34:8443/crm/hook?x=1",
         "http://8.8.8.8/",
         "http://[2606:4700:4700::1111]/hook",
+        "http://[64:ff9b::808:808]/",  # NAT64 of a public address
         "http://172.32.0.1/",  # just outside 172.16/12
         "http://100.128.0.1/",  # just outside 100.64/10
     ],

@@ -17,17 +17,25 @@ class UnsafeURL(ValueError):
     """The URL may not be used as a webhook target; the message says why."""
 
 
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 prefixes whose last 32 bits are an IPv4 address a translator or tunnel may deliver to:
+# NAT64, IPv4-translated (SIIT) and the deprecated IPv4-compatible form (::a.b.c.d).
+EMBEDS_IPV4 = [
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("::/96"),
+]
 
 
 def _blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10: deprecated, yet Python counts it as global
+            return True
         # IPv6 forms that carry an IPv4 address: judge the IPv4 address inside.
         if address.ipv4_mapped:
             address = address.ipv4_mapped
         elif address.sixtofour:
             address = address.sixtofour
-        elif address in NAT64:
+        elif int(address) > 1 and any(address in net for net in EMBEDS_IPV4):
             address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return not address.is_global or address.is_multicast
 
