@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import datetime as dt
 import email.utils
+import html
+import json
 import time
+import urllib.parse
 from dataclasses import dataclass
 
 import httpcore
@@ -187,13 +191,36 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | Non
 
 
 def _credentials(endpoint: Endpoint, headers: dict) -> list[str]:
-    """The credential values in the headers we sent (the signing secret never travels)."""
+    """Our credential values in the headers we sent, in every form a CRM's answer could echo
+    them in: as sent, decoded (a Basic password, `user:password`), JSON-escaped,
+    percent-encoded, HTML-escaped. Longest first. (The signing secret never travels.)"""
     values = []
     if authorization := headers.get("authorization"):
-        values += [authorization, authorization.partition(" ")[2]]
+        scheme, _, token = authorization.partition(" ")
+        values += [authorization, token]
+        if scheme.lower() == "basic":
+            with contextlib.suppress(ValueError):
+                pair = base64.b64decode(token).decode()
+                values += [pair, pair.partition(":")[2]]
     if endpoint.auth_type == AuthType.HEADER:
         values.append(headers.get(endpoint.auth_username.lower(), ""))
-    return sorted(filter(None, values), key=len, reverse=True)
+    forms = set()
+    for value in filter(None, values):
+        forms |= {
+            value,
+            json.dumps(value)[1:-1],
+            urllib.parse.quote(value),
+            urllib.parse.quote(value, safe=""),
+            urllib.parse.quote_plus(value),
+            html.escape(value),
+        }
+    return sorted(forms, key=len, reverse=True)
+
+
+def _redact(text: str, credentials: list[str]) -> str:
+    for value in credentials:
+        text = text.replace(value, "[redacted]")
+    return text
 
 
 def _excerpt(content: bytes, credentials: list[str]) -> str:
@@ -201,9 +228,7 @@ def _excerpt(content: bytes, credentials: list[str]) -> str:
     page may echo the request headers back, and the excerpt is kept and shown in the admin
     and the API. Blanked before cutting, so a value straddling the cut leaves no prefix."""
     margin = len(credentials[0].encode()) if credentials else 0
-    text = content[: EXCERPT_BYTES + margin].decode("utf-8", "replace")
-    for value in credentials:
-        text = text.replace(value, "[redacted]")
+    text = _redact(content[: EXCERPT_BYTES + margin].decode("utf-8", "replace"), credentials)
     return text.encode()[:EXCERPT_BYTES].decode("utf-8", "ignore")
 
 
@@ -216,25 +241,31 @@ def post_payload(
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    credentials: list[str] = []
     try:
         # The URL's form here; its addresses are vetted where we connect (_GuardedBackend).
         check_url(endpoint.url, resolve=False)
         headers = signed_headers(endpoint=endpoint, payload_id=payload_id, body=body, at=at)
+        credentials = _credentials(endpoint, headers)
         response = client.post(endpoint.url, content=body.encode(), headers=headers)
     except UnsafeURL as error:
         return SendResult(False, None, elapsed(), error=f"Refused: {error}")
     except httpx.TimeoutException as error:
         return SendResult(False, None, elapsed(), error=f"Timeout: {type(error).__name__}")
     except httpx.HTTPError as error:
-        return SendResult(False, None, elapsed(), error=f"{type(error).__name__}: {error}")
+        error_text = _redact(f"{type(error).__name__}: {error}", credentials)
+        return SendResult(False, None, elapsed(), error=error_text)
     except (UnicodeError, ValueError) as error:  # e.g. a stored auth value httpx cannot encode
-        return SendResult(False, None, elapsed(), error=f"Cannot send: {error}")
-    excerpt = _excerpt(response.content, _credentials(endpoint, headers))
+        return SendResult(
+            False, None, elapsed(), error=_redact(f"Cannot send: {error}", credentials)
+        )
+    excerpt = _excerpt(response.content, credentials)
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(True, code, elapsed(), excerpt=excerpt)
     if 300 <= code < 400:
-        location = response.headers.get("location", "")
+        # The Location is the CRM's text too: it may carry what we sent.
+        location = _redact(response.headers.get("location", ""), credentials)
         error = f"HTTP {code}: redirects are not followed (Location: {location})"
     else:
         error = f"HTTP {code}"

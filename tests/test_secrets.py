@@ -6,9 +6,11 @@ an admin page after the one that shows the signing secret, and readable across a
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -43,8 +45,9 @@ class Secrets:
 
     def add(self, secret: str, username: str = "") -> None:
         self.values |= {secret, secret.removeprefix("whsec_")}
-        if username:  # what an HTTP Basic header carries
-            self.values.add(base64.b64encode(f"{username}:{secret}".encode()).decode())
+        if username:  # what an HTTP Basic header carries, encoded and decoded
+            pair = f"{username}:{secret}"
+            self.values |= {pair, base64.b64encode(pair.encode()).decode()}
 
     def found_in(self, text: str | bytes) -> list[str]:
         if isinstance(text, bytes):
@@ -309,6 +312,47 @@ def test_a_crm_echoing_our_headers_does_not_get_them_stored(api, secrets, crm, a
     assert "[redacted]" in delivery.response_excerpt  # the echo was kept, our values blanked
     assert secrets.found_in(delivery.response_excerpt) == []
     assert secrets.found_in(api.get("/api/v1/runs/").content) == []
+
+
+TRICKY = {  # auth type -> (user name, a secret whose escaped forms differ from it)
+    "BASIC": ("crm-user", 'p@ss/w:rd&<"x y>'),
+    "BEARER": ("", 'tok/en+&"q=1 z'),
+    "HEADER": ("X-Api-Key", "k/ey&<v a>"),
+}
+
+
+@pytest.mark.parametrize("auth_type", list(TRICKY))
+def test_a_crm_echoing_our_credentials_in_any_form_does_not_get_them_stored(api, crm, auth_type):
+    """A CRM's error page or redirect may echo what we sent decoded, JSON-escaped,
+    percent-encoded or HTML-escaped; none of it is kept, in the excerpt or the error."""
+    username, secret = TRICKY[auth_type]
+    body = {"name": "CRM", "url": crm.url_for("/echo"), "authType": auth_type}
+    body |= {"authUsername": username, "authSecret": secret}
+    assert api.post("/api/v1/endpoints/", body, format="json").status_code == 201
+    endpoint = Endpoint.objects.get()
+    pair = f"{username}:{secret}"
+    forms = {secret, pair, base64.b64encode(pair.encode()).decode()}
+    forms |= {json.dumps(secret)[1:-1], json.dumps(pair)[1:-1]}
+    forms |= {urllib.parse.quote(secret), urllib.parse.quote(secret, safe="")}
+    forms |= {urllib.parse.quote_plus(secret)}
+    forms |= {html.escape(secret), html.escape(pair)}
+    if auth_type != "BASIC":
+        forms -= {pair, base64.b64encode(pair.encode()).decode()}
+        forms -= {json.dumps(pair)[1:-1], html.escape(pair)}
+    echo = " | ".join(sorted(forms))
+    crm.expect_request("/echo").respond_with_data(
+        f"bad login: {echo}",
+        status=302,
+        headers={"Location": "https://crm.example.com/login?token=" + urllib.parse.quote(secret)},
+    )
+    create_orders(1)
+    sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
+    (delivery,) = Delivery.objects.filter(endpoint=endpoint)
+    assert delivery.status_code == 302
+    assert "[redacted]" in delivery.response_excerpt and "[redacted]" in delivery.error
+    kept = delivery.response_excerpt + delivery.error
+    assert [form for form in forms if form in kept] == []
+    assert secret not in api.get("/api/v1/runs/").content.decode()
 
 
 # --- (e) key rotation -----------------------------------------------------------------------
