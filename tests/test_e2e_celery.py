@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection  # noqa: F401 (read by the skipif below)
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
@@ -54,7 +55,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
     return chaos.celery(args, log, broker_url=REDIS_URL, settings={})
 
 
-def test_beat_and_a_worker_push_a_change_to_the_crm_unprompted(httpserver, tmp_path):
+def test_beat_and_a_worker_push_a_change_to_the_crm_unprompted(client, httpserver, tmp_path):
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -83,6 +84,8 @@ def test_beat_and_a_worker_push_a_change_to_the_crm_unprompted(httpserver, tmp_p
     )
     try:
         delivered = arrived.wait(timeout=90)
+        # While beat runs, its record of the tick is fresh: /health/ counts on it.
+        health = client.get("/health/").json()
     finally:
         for process in (beat, worker):
             process.terminate()
@@ -98,3 +101,7 @@ def test_beat_and_a_worker_push_a_change_to_the_crm_unprompted(httpserver, tmp_p
     assert entry["syncVersion"] == 2
     assert entry["orderDetailsData"]["orderState"] == "CANCELLED"
     assert Delivery.objects.filter(endpoint=endpoint, ok=True).exists()
+    assert health["beat"]["ok"], health
+    assert dt.datetime.fromisoformat(health["beat"]["lastSeen"]) > timezone.now() - dt.timedelta(
+        seconds=30
+    )

@@ -137,6 +137,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat saves each task's last run after every send, not every 3 minutes: /health/ reads the
+# dispatcher's (a minute's tick), and a restarted beat does not send a tick twice.
+CELERY_BEAT_SYNC_EVERY = 1
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
