@@ -62,12 +62,16 @@ def test_create_an_endpoint_and_see_its_secret_once(page):
     page.fill("#id_name", "Salesforce")
     page.fill("#id_url", "http://127.0.0.1:9/hook")
     page.click("input[name=_save]")
-    message = page.inner_text(".messagelist")
-    assert "Signing secret of Salesforce: whsec_" in message
-    secret = message.split("Salesforce: ")[1].split(" ")[0]
+    assert "shown on this page only" in page.inner_text(".messagelist")
+    secret = page.inner_text("#signing-secret")
+    assert secret.startswith("whsec_")
     endpoint = Endpoint.objects.get(name="Salesforce")
     assert endpoint.signing_secret == secret
-    page.goto(f"{page.base}/admin/webhooks/endpoint/{endpoint.pk}/change/")
+    assert not [c for c in page.context.cookies() if secret in c["value"]]
+    page.click("text=I have copied it")
+    page.wait_for_url(f"**/admin/webhooks/endpoint/{endpoint.pk}/change/")
+    assert secret not in page.content()
+    page.reload()
     assert secret not in page.content()
 
 

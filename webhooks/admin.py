@@ -7,7 +7,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -18,6 +20,20 @@ from sync import services as sync_services
 from . import services
 from .models import HEADER_VALUE, Endpoint
 from .url_safety import UnsafeURL, check_url
+
+
+class _Shown:
+    """A secret for a template: renders as itself, but its repr (what a DEBUG log of a
+    template's failed variable lookup prints, with the whole context) does not give it away."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<signing secret>"
 
 
 class EndpointForm(forms.ModelForm):
@@ -164,11 +180,32 @@ class EndpointAdmin(SimpleHistoryAdmin):
             return
         endpoint, secret = services.endpoint_create(data=data)
         obj.pk = endpoint.pk
-        messages.warning(
-            request,
-            f"Signing secret of {endpoint.name}: {secret} — copy it into the CRM now; "
-            "it is never shown again (rotate it if it is lost).",
-        )
+        request.signing_secret_shown = secret  # type: ignore[attr-defined]
+
+    def response_add(self, request: HttpRequest, obj: Endpoint, post_url_continue=None) -> Any:
+        if secret := getattr(request, "signing_secret_shown", None):
+            return self._secret_page(request, obj, secret, "Endpoint created")
+        return super().response_add(request, obj, post_url_continue)
+
+    def _secret_page(
+        self, request: HttpRequest, endpoint: Endpoint, secret: str, headline: str
+    ) -> TemplateResponse:
+        """The one page that shows a signing secret: in the answer to the POST that made it,
+        not in a message, which would travel in a cookie (or sit in the session) until the
+        next page; never cached."""
+        context = {
+            **self.admin_site.each_context(request),
+            "endpoint": endpoint,
+            "secret": _Shown(secret),
+            "subtitle": None,
+            "headline": headline,
+            "title": f"Signing secret of {endpoint.name}",
+            "opts": self.model._meta,
+        }
+        response = TemplateResponse(request, "admin/webhooks/endpoint/secret_shown.html", context)
+        add_never_cache_headers(response)
+        patch_cache_control(response, no_store=True)
+        return response
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
         deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -230,11 +267,7 @@ class EndpointAdmin(SimpleHistoryAdmin):
         messages.success(request, "Resumed.")
         return self._back(pk)
 
-    def _rotate(self, request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    def _rotate(self, request: HttpRequest, pk: int) -> TemplateResponse:
         endpoint = self._endpoint(request, pk)
         secret = services.endpoint_rotate_secret(endpoint=endpoint)
-        messages.warning(
-            request,
-            f"New signing secret: {secret} — update the CRM now; it is never shown again.",
-        )
-        return self._back(pk)
+        return self._secret_page(request, endpoint, secret, "New signing secret")
