@@ -115,6 +115,13 @@ class DifferencePagination(CursorPages):
     ordering = ("key", "id")
 
 
+class DifferenceFilters(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Difference.Kind.choices, required=False)
+    column = serializers.CharField(
+        required=False, max_length=200, help_text="A column name, as in the S-360 file."
+    )
+
+
 class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):
     """Data consistency checks. Starting one and re-syncing need the reconciliation
     permissions (support staff); reading needs the view permission."""
@@ -156,17 +163,17 @@ class ReconciliationViewSet(viewsets.ReadOnlyModelViewSet):
             raise ValidationError(error.message_dict) from None
         return Response(ReconciliationSerializer(record).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: DifferenceSerializer(many=True)})
+    @extend_schema(parameters=[DifferenceFilters], responses={200: DifferenceSerializer(many=True)})
     @action(detail=True, methods=["get"], pagination_class=DifferencePagination)
     def differences(self, request: Request, pk: str) -> Response:
         """Every difference, by key; filters `kind` and `column`."""
         record = self.get_object()
+        filters = DifferenceFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)  # a NUL or 10 kB column name is a 400
         query = Difference.objects.filter(reconciliation=record)
-        if kind := request.query_params.get("kind"):
-            if kind not in Difference.Kind.values:
-                raise ValidationError({"kind": [f"One of {', '.join(Difference.Kind.values)}."]})
+        if kind := filters.validated_data.get("kind"):
             query = query.filter(kind=kind)
-        if column := request.query_params.get("column"):
+        if column := filters.validated_data.get("column"):
             query = query.filter(column=column)
         page = self.paginate_queryset(query)
         return self.get_paginated_response(DifferenceSerializer(page, many=True).data)

@@ -88,6 +88,13 @@ def test_a_reconciliation_against_the_database_finds_every_difference(
     report = b"".join(api.get(f"{API}{record['id']}/report.csv").streaming_content).decode()
     assert report.splitlines()[0] == "KIND;KEY;COLUMN;S360_VALUE;CRM_VALUE"
     assert len(report.splitlines()) == 1 + 4
+    by_column = api.get(f"{API}{record['id']}/differences/", {"column": "ORDER_STATE"}).json()
+    assert [d["key"] for d in by_column["results"]] == [str(ids[7])]
+    # Bad filters are a 400 naming the parameter (a NUL used to be PostgreSQL's 500).
+    for params in ({"kind": "BOGUS"}, {"column": "\x00"}, {"column": "X" * 201}):
+        refused = api.get(f"{API}{record['id']}/differences/", params)
+        assert refused.status_code == 400, (params, refused.content)
+        assert list(refused.json()) == list(params)
 
 
 def test_resync_flags_only_differing_orders_that_exist_in_s360(
