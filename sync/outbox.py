@@ -222,22 +222,36 @@ def outbox_ack(*, endpoint_id: int, delivered: dict[int, int]) -> int:
 
 
 def outbox_fail(
-    *, endpoint: Endpoint, claimed: Sequence[Claimed], error: str, now: dt.datetime
+    *,
+    endpoint: Endpoint,
+    claimed: Sequence[Claimed],
+    sent: dict[int, int],
+    error: str,
+    now: dt.datetime,
 ) -> int:
-    """Count one more failed attempt for each row: due again per `retry_delay`, or parked
-    once the endpoint's budget is spent. Returns the number parked."""
+    """Count one more failed attempt for each row whose version went out (`sent`: order id
+    -> version in the payload): due again per `retry_delay`, or parked once the endpoint's
+    budget is spent. A row S-360 changed since holds a version never tried: it stays due,
+    its budget untouched. Returns the number parked."""
     rows = []
     parked = 0
-    for claim in claimed:
-        attempts = claim.attempts + 1
-        row = PendingOrder(id=claim.id, attempts=attempts, last_error=error[:2000])
-        if attempts >= endpoint.max_attempts:
-            row.parked_at, row.due_at = now, now
-            parked += 1
-        else:
-            row.parked_at, row.due_at = None, now + retry_delay(attempts)
-        rows.append(row)
-    PendingOrder.objects.bulk_update(rows, ["attempts", "last_error", "parked_at", "due_at"])
+    claims = {claim.id: claim for claim in claimed}
+    with transaction.atomic():
+        current = PendingOrder.objects.filter(id__in=claims)
+        if connection.vendor == "postgresql":
+            current = current.select_for_update()  # an order write waits for us, or we for it
+        for row_id, order_id, version in current.values_list("id", "order_id", "version"):
+            if order_id not in sent or version > sent[order_id]:
+                continue
+            attempts = claims[row_id].attempts + 1
+            row = PendingOrder(id=row_id, attempts=attempts, last_error=error[:2000])
+            if attempts >= endpoint.max_attempts:
+                row.parked_at, row.due_at = now, now
+                parked += 1
+            else:
+                row.parked_at, row.due_at = None, now + retry_delay(attempts)
+            rows.append(row)
+        PendingOrder.objects.bulk_update(rows, ["attempts", "last_error", "parked_at", "due_at"])
     return parked
 
 

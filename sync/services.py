@@ -133,7 +133,13 @@ def _execute(
                 )
                 run.orders_failed += len(chunk)
                 break
-            outbox.outbox_fail(endpoint=endpoint, claimed=chunk, error=result.error, now=now)
+            outbox.outbox_fail(
+                endpoint=endpoint,
+                claimed=chunk,
+                sent=dict(zip(delivery.order_ids, delivery.versions, strict=True)),
+                error=result.error,
+                now=now,
+            )
             run.orders_failed += len(chunk)
             consecutive_failures += 1
             if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
@@ -146,7 +152,7 @@ def _execute(
         run.status = RunStatus.PARTIAL
     else:
         run.status = RunStatus.FAILED if claimed else RunStatus.SUCCEEDED
-    run.save()
+    _close(run)
     Endpoint.objects.filter(pk=endpoint.pk).update(last_run_at=run.started_at)
     log.info(
         "execution %s endpoint %s: %s, claimed %s delivered %s failed %s in %s payloads",
@@ -166,6 +172,22 @@ def _execute(
             "orders_failed": run.orders_failed,
         },
     )
+
+
+def _close(run: SyncRun) -> None:
+    """Record how the execution ended, unless the next execution already closed it as dead
+    (our lease ran out while this worker was stalled): that verdict stands, and what we did
+    in the meantime is added to it, with our real end."""
+    counts = {
+        "finished_at": run.finished_at,
+        "orders_delivered": run.orders_delivered,
+        "orders_failed": run.orders_failed,
+        "payloads": run.payloads,
+    }
+    still_ours = SyncRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING)
+    if not still_ours.update(status=run.status, note=run.note, **counts):
+        SyncRun.objects.filter(pk=run.pk).update(**counts)
+        run.refresh_from_db()
 
 
 def _deliver(

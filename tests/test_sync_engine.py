@@ -269,6 +269,33 @@ def test_a_500_is_retried_at_the_next_executions_then_backed_off(endpoint_and_cr
     assert pending(endpoint) == 0
 
 
+def test_an_order_changed_while_its_failing_payload_is_in_flight_keeps_its_budget(
+    endpoint_and_crm, monkeypatch
+):
+    """The failure counts against the version that was sent; the new version was never
+    tried, so it is due at the next execution with its budget whole (and parks no sooner)."""
+    endpoint, crm = endpoint_and_crm(max_attempts=1)
+    changing, steady = create_orders(2)
+    crm.answers = [Response("down", status=500)]
+    real_post = sending.post_payload
+
+    def post_then_change(**kwargs):
+        result = real_post(**kwargs)
+        if len(crm.bodies) == 1:
+            order_upsert(data={**changing, "order_state": "CANCELLED", "last_mod_date_time": None})
+        return result
+
+    monkeypatch.setattr(sending, "post_payload", post_then_change)
+    assert run(endpoint).orders_failed == 2
+    rows = {r.order_id: r for r in PendingOrder.objects.filter(endpoint=endpoint)}
+    assert rows[steady["order_id"]].parked_at is not None  # its one attempt is spent
+    changed = rows[changing["order_id"]]
+    assert (changed.version, changed.attempts, changed.parked_at) == (2, 0, None)
+    assert changed.due_at <= timezone.now()
+    assert run(endpoint).orders_delivered == 1
+    assert crm.orders[-1]["syncVersion"] == 2
+
+
 def test_the_retry_delays_double_from_30_minutes_up_to_a_day():
     delays = [retry_delay(n) for n in range(1, 13)]
     minutes = [int(d.total_seconds() // 60) for d in delays]
@@ -441,6 +468,38 @@ def test_an_expired_lease_of_a_dead_worker_is_taken_over_and_its_run_closed(endp
     assert execution.orders_delivered == 2
     dead.refresh_from_db()
     assert dead.status == RunStatus.FAILED and "stopped" in dead.note
+
+
+def test_a_stalled_execution_taken_over_does_not_overwrite_the_verdict_on_it(
+    endpoint_and_crm, monkeypatch
+):
+    """A worker stalls past its lease (a long GC pause, a frozen VM); the next execution
+    takes the endpoint over and closes the stalled one as dead. When the stalled worker
+    wakes it stops (its lease is gone), and its own close leaves that verdict standing."""
+    endpoint, crm = endpoint_and_crm(orders_per_payload=2)
+    create_orders(4)
+    real_post = sending.post_payload
+
+    def post_then_stall(**kwargs):
+        result = real_post(**kwargs)
+        if len(crm.bodies) == 1:  # meanwhile, the lease expired and another worker took over
+            Endpoint.objects.filter(pk=endpoint.pk).update(
+                lease_owner="successor", lease_until=timezone.now() + services.lease_length()
+            )
+            SyncRun.objects.filter(endpoint=endpoint, status=RunStatus.RUNNING).update(
+                status=RunStatus.FAILED,
+                finished_at=timezone.now(),
+                note="The worker stopped mid-execution.",
+            )
+        return result
+
+    monkeypatch.setattr(sending, "post_payload", post_then_stall)
+    stalled = run(endpoint)
+    assert len(crm.bodies) == 1  # it sent nothing more once its lease was gone
+    assert (stalled.status, stalled.note) == (RunStatus.FAILED, "The worker stopped mid-execution.")
+    assert (stalled.orders_delivered, stalled.payloads) == (2, 1)  # what it did is kept
+    assert pending(endpoint) == 2
+    assert Endpoint.objects.get(pk=endpoint.pk).lease_owner == "successor"
 
 
 def test_a_crash_mid_execution_loses_nothing(endpoint_and_crm, monkeypatch):
