@@ -119,6 +119,21 @@ def press_run_now(token: str, endpoint_ids: list[int], until: threading.Event, h
         time.sleep(0.25)
 
 
+def edit_endpoints(token: str, endpoint_ids: list[int], until: threading.Event, hits: Counter):
+    """An integrator saving the endpoints' settings while they sync (an edit must not write
+    back the lease, the schedule or the secrets the executions hold)."""
+    client = api_client(token)
+    for edit in itertools.count():
+        if until.is_set():
+            return
+        for endpoint_id in endpoint_ids:
+            response = client.patch(
+                f"/api/v1/endpoints/{endpoint_id}/", {"name": f"edit {edit}"}, format="json"
+            )
+            hits[response.status_code] += 1
+        time.sleep(0.5)
+
+
 def wait_until(condition, timeout: float, every: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -192,12 +207,13 @@ def test_chaos_two_workers_two_beats_a_faulty_crm_and_changing_orders(broker, ap
         chaos.beat("beat2", tmp_path),  # a second beat, by mistake
     ]
     stop_changes, stop_pressing = threading.Event(), threading.Event()
-    changes, hits = Counter(), Counter()
+    changes, hits, edits = Counter(), Counter(), Counter()
     started = time.monotonic()
     try:
         threads = [
             in_thread(modify_orders, data, stop_changes, SEED, changes),
             in_thread(press_run_now, api, [e.pk for e in endpoints], stop_pressing, hits),
+            in_thread(edit_endpoints, api, [e.pk for e in endpoints], stop_changes, edits),
         ]
         # 1. Faults on, orders changing.
         time.sleep(CHAOS_SECONDS)
@@ -206,6 +222,7 @@ def test_chaos_two_workers_two_beats_a_faulty_crm_and_changing_orders(broker, ap
         assert dispatcher_age() < 5, dispatcher_age()
         stop_changes.set()
         threads[0].join(timeout=30)
+        threads[2].join(timeout=30)
         # 2. Faults still on, until only parked orders are left.
         drained = wait_until(lambda: due_left() == 0, timeout=max(180, ORDERS / 20))
         assert drained, f"{due_left()} orders still due\n{chaos.logs_tail(tmp_path)}"
@@ -311,6 +328,7 @@ def test_chaos_two_workers_two_beats_a_faulty_crm_and_changing_orders(broker, ap
             "orders_modified": changes["orders"],
             "run_now_requests": sum(hits.values()),
             "run_now_statuses": dict(hits),
+            "endpoint_edits": sum(edits.values()),
             "payloads_received": len(crm.received),
             "faults": dict(crm.faults),
             "faults_total": sum(crm.faults.values()),
@@ -327,6 +345,7 @@ def test_chaos_two_workers_two_beats_a_faulty_crm_and_changing_orders(broker, ap
     assert crm.faults.keys() == chaos.FAULTS.keys(), crm.faults
     assert duplicates > 0 and parked["CRM B"] > 0 and changes["orders"] > 0
     assert hits.keys() == {202}, hits
+    assert edits.keys() == {200} and edits[200] > 0, edits
 
 
 def test_a_worker_killed_mid_execution_loses_nothing(broker, tmp_path):

@@ -458,6 +458,51 @@ def test_an_endpoint_under_lease_is_not_run_twice(endpoint_and_crm):
     assert crm.bodies == []
 
 
+def test_an_edit_saved_while_an_execution_runs_keeps_its_lease_schedule_and_secret(
+    httpserver, monkeypatch
+):
+    """An integrator saves the endpoint's form while an execution is sending (the form's
+    instance was read before). The edit writes its own fields only: the running execution
+    keeps its lease, so a "run now" pressed meanwhile still waits, and a secret rotated
+    meanwhile is not written back."""
+    from webhooks.services import endpoint_rotate_secret, endpoint_update
+
+    endpoint, _secret = endpoint_create(
+        data={"name": "CRM", "url": httpserver.url_for("/crm"), "orders_per_payload": 2}
+    )
+    # The signing secret changes mid-run, so this CRM does not check signatures.
+    httpserver.expect_request("/crm", method="POST").respond_with_data("{}")
+    create_orders(4)
+    form_instance = Endpoint.objects.get(pk=endpoint.pk)  # the integrator opens the form
+    real_post = sending.post_payload
+    during: dict = {}
+
+    def post_and_edit(**kwargs):
+        if not during:
+            rotated = endpoint_rotate_secret(endpoint=Endpoint.objects.get(pk=endpoint.pk))
+            endpoint_update(endpoint=form_instance, data={"name": "Renamed", "max_attempts": 3})
+            during["row"] = Endpoint.objects.get(pk=endpoint.pk)
+            during["rotated"] = rotated
+            during["second"] = services.execution_run(
+                endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL
+            )
+        return real_post(**kwargs)
+
+    monkeypatch.setattr(sending, "post_payload", post_and_edit)
+    execution = run(endpoint)
+    row = during["row"]
+    assert (row.name, row.max_attempts) == ("Renamed", 3)
+    assert row.lease_owner and row.lease_until  # still the running execution's
+    assert during["second"] is None  # so a second execution did not start beside it
+    assert row.signing_secret == during["rotated"]
+    assert row.next_sync_at == endpoint.next_sync_at
+    assert execution.orders_delivered == 4
+    assert SyncRun.objects.filter(endpoint=endpoint).count() == 1
+    after = Endpoint.objects.get(pk=endpoint.pk)
+    assert (after.lease_owner, after.lease_until) == ("", None)  # released by its owner
+    assert after.history.first().name == "Renamed"
+
+
 def test_an_expired_lease_of_a_dead_worker_is_taken_over_and_its_run_closed(endpoint_and_crm):
     endpoint, _crm = endpoint_and_crm()
     create_orders(2)

@@ -36,28 +36,42 @@ def endpoint_create(*, data: dict[str, Any]) -> tuple[Endpoint, str]:
 
 
 def endpoint_update(*, endpoint: Endpoint, data: dict[str, Any]) -> Endpoint:
-    """Change an endpoint's settings. A new frequency applies from the next dispatcher tick."""
+    """Change an endpoint's settings. A new frequency applies from the next dispatcher tick.
+
+    The caller's instance may be stale (loaded for the form, or already carrying the form's
+    values). Its settings are applied to the row read again under a lock, and only the fields
+    this edit changes are written: the lease, the schedule and the secrets belong to the
+    executions and the rotations running meanwhile, and an edit must not write them back.
+    """
     data = dict(data)
     auth_secret = data.pop("auth_secret", None)
-    if "url" in data and data["url"] != endpoint.url:
-        _check_url(data["url"])
-    old_frequency = endpoint.frequency_minutes
-    for name, value in data.items():
-        setattr(endpoint, name, value)
-    if auth_secret:  # blank keeps the stored one
-        endpoint.auth_secret = auth_secret
-    if endpoint.auth_type == AuthType.NONE:
-        # No authentication: keep no secret (nor one a later key rotation could not read).
-        endpoint.auth_secret_encrypted = ""
-    if endpoint.is_active:
-        endpoint.disabled_reason = ""
-    if endpoint.frequency_minutes != old_frequency and endpoint.next_sync_at:
-        since = endpoint.last_run_at or timezone.now()
-        endpoint.next_sync_at = min(
-            endpoint.next_sync_at, since + dt.timedelta(minutes=endpoint.frequency_minutes)
-        )
-    endpoint.full_clean()
-    endpoint.save()
+    if "url" in data and data["url"] != Endpoint.objects.get(pk=endpoint.pk).url:
+        _check_url(data["url"])  # DNS, so before the lock
+    with transaction.atomic():
+        current = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+        changed = {name for name, value in data.items() if getattr(current, name) != value}
+        for name in changed:
+            setattr(current, name, data[name])
+        if auth_secret:  # blank keeps the stored one
+            current.auth_secret = auth_secret
+            changed.add("auth_secret_encrypted")
+        if current.auth_type == AuthType.NONE and current.auth_secret_encrypted:
+            # No authentication: keep no secret (nor one a later key rotation could not read).
+            current.auth_secret_encrypted = ""
+            changed.add("auth_secret_encrypted")
+        if current.is_active and current.disabled_reason:
+            current.disabled_reason = ""
+            changed.add("disabled_reason")
+        if "frequency_minutes" in changed and current.next_sync_at:
+            since = current.last_run_at or timezone.now()
+            current.next_sync_at = min(
+                current.next_sync_at, since + dt.timedelta(minutes=current.frequency_minutes)
+            )
+            changed.add("next_sync_at")
+        current.full_clean()
+        if changed:
+            current.save(update_fields=sorted(changed))
+    endpoint.refresh_from_db()
     return endpoint
 
 
