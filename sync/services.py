@@ -79,6 +79,14 @@ def execution_run(*, endpoint_id: int, trigger: str = RunTrigger.SCHEDULE) -> Sy
         endpoint = Endpoint.objects.get(pk=endpoint_id)
         if not endpoint.is_active:
             return None
+        if endpoint.wait_until and endpoint.wait_until > now:
+            # The CRM asked us to wait (Retry-After): not even "run now" sends before then.
+            log.info(
+                "endpoint %s: the CRM asked to wait until %s; skipped",
+                endpoint_id,
+                endpoint.wait_until.isoformat(),
+            )
+            return None
         # Executions left RUNNING by a worker that died: their lease expired, close them.
         SyncRun.objects.filter(endpoint_id=endpoint_id, status=RunStatus.RUNNING).update(
             status=RunStatus.FAILED, finished_at=now, note="The worker stopped mid-execution."
@@ -127,7 +135,7 @@ def _execute(
             if result.retry_after is not None:
                 until = now + result.retry_after
                 outbox.outbox_defer(claimed=chunk, until=until)
-                Endpoint.objects.filter(pk=endpoint.pk).update(next_sync_at=until)
+                Endpoint.objects.filter(pk=endpoint.pk).update(wait_until=until, next_sync_at=until)
                 run.note = (
                     f"HTTP {result.status_code}: the CRM asked to wait until {until:%H:%M:%S} UTC."
                 )

@@ -97,6 +97,10 @@ class ChaosCRM:
         self.faults: Counter = Counter()
         self.received: list[Received] = []
         self.bad_signatures = 0
+        # Retry-After: until when (monotonic) each path asked to be left alone, and the
+        # payloads that arrived before that (there must be none).
+        self.wait_until: dict[str, float] = {}
+        self.inside_retry_after: list[Received] = []
         self.faults_on = True
         self.latency = 0.0  # seconds before every prompt answer
         crm = self
@@ -151,16 +155,22 @@ class ChaosCRM:
             self._answer(request, 401)
             return
         outcome = self._draw()
+        received = Received(
+            request.path, payload["runId"], len(payload["orders"]), started, outcome
+        )
         with self.lock:
-            self.received.append(
-                Received(request.path, payload["runId"], len(payload["orders"]), started, outcome)
-            )
+            self.received.append(received)
+            if started < self.wait_until.get(request.path, 0):
+                self.inside_retry_after.append(received)
             if outcome != "ok":
                 self.faults[outcome] += 1
         if outcome == "http_500":
             self._answer(request, 500)
         elif outcome == "http_429":
-            self._answer(request, 429, {"retry-after": str(self.random.choice((1, 2)))})
+            wait = self.random.choice((1, 2))
+            with self.lock:  # stamped before the answer leaves, so the sender's wait ends later
+                self.wait_until[request.path] = time.monotonic() + wait
+            self._answer(request, 429, {"retry-after": str(wait)})
         elif outcome == "reset":
             # SO_LINGER with a zero timeout: closing sends RST instead of FIN. The file
             # objects hold the descriptor too; all must go for the close to happen now.

@@ -4,6 +4,7 @@ counts in constant queries, and the outbox admin's replay action."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from types import SimpleNamespace
 
@@ -209,6 +210,22 @@ def test_run_button_on_paused_endpoint_queues_nothing(
         response = admin_client_logged.post(button(endpoint.pk, "run"), follow=True)
     assert queued == []
     assert any("paused" in m for m in texts(response))
+
+
+def test_run_button_while_the_crm_asked_to_wait_queues_nothing(
+    admin_client_logged, queued, django_capture_on_commit_callbacks
+):
+    """Run now while a Retry-After wait is ahead says until when, and queues nothing."""
+    until = timezone.now() + dt.timedelta(minutes=5)
+    endpoint, _ = make_endpoint(wait_until=until)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_logged.post(button(endpoint.pk, "run"), follow=True)
+    assert queued == []
+    assert any(f"{until:%H:%M:%S} UTC (Retry-After)" in m for m in texts(response))
+    page = admin_client_logged.get(change_url(endpoint.pk)).content.decode()
+    assert "Waiting until" in page
+    listing = admin_client_logged.get("/admin/webhooks/endpoint/").content.decode()
+    assert "waiting (Retry-After)" in listing
 
 
 def test_test_payload_button_sends_a_signed_empty_payload(admin_client_logged, httpserver):

@@ -477,6 +477,28 @@ def test_run_on_a_paused_endpoint_is_409(api, queued, django_capture_on_commit_c
     assert queued == []
 
 
+def test_run_while_the_crm_asked_to_wait_is_409_saying_until_when(
+    api, queued, django_capture_on_commit_callbacks
+):
+    """After a 429/503 with Retry-After, "run now" is refused until the wait ends; the
+    endpoint shows when that is (waitUntil), and null once it has passed."""
+    pk = create(api)["id"]
+    assert api.get(detail(pk)).json()["waitUntil"] is None
+    until = timezone.now() + dt.timedelta(minutes=5)
+    Endpoint.objects.filter(pk=pk).update(wait_until=until)
+    assert api.get(detail(pk)).json()["waitUntil"] == until.isoformat().replace("+00:00", "Z")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(api, f"{detail(pk)}run/")
+    assert response.status_code == 409
+    assert f"{until:%H:%M:%S} UTC (Retry-After)" in response.json()["detail"]
+    assert queued == []
+    Endpoint.objects.filter(pk=pk).update(wait_until=timezone.now() - dt.timedelta(seconds=1))
+    assert api.get(detail(pk)).json()["waitUntil"] is None
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(api, f"{detail(pk)}run/").status_code == 202
+    assert len(queued) == 1
+
+
 def test_run_is_post_only(api):
     """GET on run/ is not allowed."""
     pk = create(api)["id"]

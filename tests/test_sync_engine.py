@@ -394,9 +394,18 @@ def test_429_with_retry_after_ends_the_execution_and_is_honoured(endpoint_and_cr
     )
     assert deferred.count() == 2
     assert all(row.attempts == 0 for row in PendingOrder.objects.filter(endpoint=endpoint))
-    assert run(endpoint).orders_claimed == 4  # the other orders are still due
+    # The wait is the endpoint's: neither "run now" nor the dispatcher sends anything before
+    # it ends, not even the orders the refused payload did not hold.
+    assert endpoint.waiting_until == endpoint.wait_until
+    assert endpoint.wait_until >= before + dt.timedelta(seconds=119)
+    for trigger in (RunTrigger.MANUAL, RunTrigger.SCHEDULE):
+        assert services.execution_run(endpoint_id=endpoint.pk, trigger=trigger) is None
+    assert services.endpoints_claim_due() == []
+    assert len(crm.bodies) == 1
     with time_machine.travel(timezone.now() + dt.timedelta(seconds=121)):
-        assert run(endpoint).orders_delivered == 2
+        assert services.endpoints_claim_due() == [endpoint.pk]
+        assert Endpoint.objects.get(pk=endpoint.pk).waiting_until is None
+        assert run(endpoint).orders_delivered == 6
 
 
 def test_503_with_an_http_date_retry_after_is_honoured(endpoint_and_crm):

@@ -115,7 +115,13 @@ class EndpointAdmin(SimpleHistoryAdmin):
     )
     list_filter = ("is_active", "content_level")
     search_fields = ("name", "url")
-    readonly_fields = ("disabled_reason", "last_run_at", "next_sync_at", "created_at")
+    readonly_fields = (
+        "disabled_reason",
+        "last_run_at",
+        "next_sync_at",
+        "waiting_until",
+        "created_at",
+    )
     change_form_template = "admin/webhooks/endpoint/change_form.html"
     fieldsets = (
         (None, {"fields": ("name", "url", "is_active", "disabled_reason")}),
@@ -129,6 +135,7 @@ class EndpointAdmin(SimpleHistoryAdmin):
                     "max_attempts",
                     "last_run_at",
                     "next_sync_at",
+                    "waiting_until",
                 )
             },
         ),
@@ -162,7 +169,13 @@ class EndpointAdmin(SimpleHistoryAdmin):
     def state(self, endpoint: Endpoint) -> str:
         if endpoint.disabled_reason:
             return "disabled"
-        return "active" if endpoint.is_active else "paused"
+        if not endpoint.is_active:
+            return "paused"
+        return "waiting (Retry-After)" if endpoint.waiting_until else "active"
+
+    @admin.display(description="waiting until (the CRM's Retry-After)")
+    def waiting_until(self, endpoint: Endpoint) -> Any:
+        return endpoint.waiting_until or "-"
 
     @admin.display(description="pending", ordering="pending_count")
     def pending(self, endpoint: Endpoint) -> int:
@@ -240,6 +253,12 @@ class EndpointAdmin(SimpleHistoryAdmin):
         endpoint = self._endpoint(request, pk)
         if not endpoint.is_active:
             messages.error(request, "The endpoint is paused or disabled: resume it first.")
+        elif until := endpoint.waiting_until:
+            messages.error(
+                request,
+                f"The CRM asked us to wait until {until:%Y-%m-%d %H:%M:%S} UTC (Retry-After); "
+                "the next execution runs then.",
+            )
         else:
             sync_services.execution_request(endpoint=endpoint)
             messages.success(request, "An execution is queued; see Executions for its result.")

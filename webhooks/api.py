@@ -90,7 +90,10 @@ class EndpointViewSet(viewsets.ModelViewSet):
         request=None,
         responses={
             202: inline_serializer("Queued", {"queued": serializers.BooleanField()}),
-            409: OpenApiResponse(description="The endpoint is paused or disabled."),
+            409: OpenApiResponse(
+                description="The endpoint is paused or disabled, or the CRM asked us to wait "
+                "(Retry-After) until a time still ahead."
+            ),
         },
     )
     @action(detail=True, methods=["post"], permission_classes=[require("webhooks.change_endpoint")])
@@ -100,6 +103,14 @@ class EndpointViewSet(viewsets.ModelViewSet):
         if not endpoint.is_active:
             return Response(
                 {"detail": "The endpoint is paused or disabled: resume it first (isActive)."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        if until := endpoint.waiting_until:
+            return Response(
+                {
+                    "detail": f"The CRM asked us to wait until {until:%Y-%m-%d %H:%M:%S} UTC "
+                    "(Retry-After); the next execution runs then."
+                },
                 status=status.HTTP_409_CONFLICT,
             )
         sync_services.execution_request(endpoint=endpoint)

@@ -103,6 +103,9 @@ class Endpoint(models.Model):
     # One execution per endpoint at a time: the execution holding the lease, until when.
     lease_owner = models.CharField(max_length=64, blank=True, editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The CRM answered 429/503 with Retry-After: nothing is sent to it before then, neither by
+    # the schedule nor by "run now".
+    wait_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords(
@@ -113,6 +116,7 @@ class Endpoint(models.Model):
             "last_run_at",
             "lease_owner",
             "lease_until",
+            "wait_until",
         ]
     )
 
@@ -122,6 +126,13 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def waiting_until(self) -> dt.datetime | None:
+        """Until when the CRM asked us to wait (Retry-After), if that is still ahead."""
+        if self.wait_until and self.wait_until > timezone.now():
+            return self.wait_until
+        return None
 
     @property
     def signing_secret(self) -> str:

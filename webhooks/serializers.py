@@ -64,6 +64,13 @@ class EndpointSerializer(serializers.ModelSerializer):
     parkedCount = serializers.IntegerField(source="parked_count", read_only=True)
     lastRunAt = serializers.DateTimeField(source="last_run_at", read_only=True, allow_null=True)
     nextRunAt = serializers.DateTimeField(source="next_sync_at", read_only=True, allow_null=True)
+    waitUntil = serializers.DateTimeField(
+        source="waiting_until",
+        read_only=True,
+        allow_null=True,
+        help_text="The CRM answered 429/503 with Retry-After: nothing is sent before this time "
+        '(not even "run now"). Null when no such wait is ahead.',
+    )
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
     class Meta:
@@ -89,6 +96,7 @@ class EndpointSerializer(serializers.ModelSerializer):
             "parkedCount",
             "lastRunAt",
             "nextRunAt",
+            "waitUntil",
             "createdAt",
         ]
 
