@@ -3,6 +3,7 @@
 # committed tree, and run the suite against it: each run must FAIL, naming what broke.
 #   tests/mutants/run.sh                      # every patch here, 1,000 orders each
 #   tests/mutants/run.sh lease-never-blocks   # one of them
+# Each patch starts with "# expect: <the failing assert line>", the check that must catch it.
 # Needs PostgreSQL and Redis as CI has them (DATABASE_URL, default below) and bin/test's .venv.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,12 +21,18 @@ for patch in tests/mutants/${1:-*}.patch; do
   ln -s "$ROOT/.venv" "$tree/.venv"
   (cd "$tree" && patch -p1 --quiet <"$ROOT/$patch") || { echo "$name: does not apply"; status=1; continue; }
   echo "== $name"
+  # The patch's first line names the check that must catch it, as an extended regex
+  # ("# expect: assert overlaps =="): a failure elsewhere (a timeout, a crash) is not a catch.
+  expect="$(sed -n 's/^# expect: //p' "$patch" | head -n 1)"
   if (cd "$tree" && .venv/bin/python -m pytest -q -x --create-db -p no:cacheprovider \
       tests/test_chaos.py -k two_beats) >"$tree/out.log" 2>&1; then
     echo "$name: the suite PASSED on a broken engine"; status=1
+  elif grep -E "^>" "$tree/out.log" | grep -qE -- "$expect"; then
+    grep -E "^E +(AssertionError|assert)" "$tree/out.log" | head -n 2 | cut -c 1-200
+    echo "$name: caught by '$expect'"
   else
-    grep -E "^E +(AssertionError|assert)" "$tree/out.log" | head -n 3
-    echo "$name: caught"
+    grep -E "^>|^E " "$tree/out.log" | head -n 10 | cut -c 1-200
+    echo "$name: the suite failed, but not on '$expect'"; status=1
   fi
   rm -rf "$tree"
 done
