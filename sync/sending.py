@@ -11,6 +11,7 @@ import html
 import json
 import time
 import urllib.parse
+import zlib
 from dataclasses import dataclass
 
 import httpcore
@@ -22,6 +23,9 @@ from webhooks.models import AuthType, Endpoint
 from webhooks.url_safety import UnsafeURL, check_url, resolve_allowed
 
 EXCERPT_BYTES = 2048
+# How much of an answer we read at most: the excerpt keeps 2 KiB. A CRM answering megabytes
+# (or a small gzip that inflates to gigabytes) must not cost a worker its memory.
+ANSWER_READ_BYTES = 64 * 1024
 MAX_RETRY_AFTER = dt.timedelta(hours=24)
 USER_AGENT = "s360-crm-sync/1.0 (+Standard Webhooks)"
 
@@ -151,7 +155,8 @@ def new_client() -> httpx.Client:
         timeout=httpx.Timeout(total, connect=settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS),
         follow_redirects=False,
         trust_env=False,
-        headers={"user-agent": USER_AGENT},
+        # Uncompressed answers: we keep an excerpt, and a compressed one could inflate to any size.
+        headers={"user-agent": USER_AGENT, "accept-encoding": "identity"},
     )
 
 
@@ -232,6 +237,25 @@ def _excerpt(content: bytes, credentials: list[str]) -> str:
     return text.encode()[:EXCERPT_BYTES].decode("utf-8", "ignore")
 
 
+def _read_answer(response: httpx.Response) -> bytes:
+    """At most ANSWER_READ_BYTES of the answer's body, decoded; the rest is never read (the
+    connection is closed instead of reused). The answer's status is what counts; its body is
+    only kept as an excerpt."""
+    raw = bytearray()
+    for chunk in response.iter_raw():
+        raw += chunk
+        if len(raw) >= ANSWER_READ_BYTES:
+            break
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return bytes(raw[:ANSWER_READ_BYTES])
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        # We asked for identity; a CRM compressing anyway is inflated to the cap, no further.
+        with contextlib.suppress(zlib.error):
+            return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw, ANSWER_READ_BYTES)
+    return f"({encoding}-encoded answer, not shown)".encode()
+
+
 def post_payload(
     *, client: httpx.Client, endpoint: Endpoint, payload_id: str, body: str, at: dt.datetime
 ) -> SendResult:
@@ -247,7 +271,10 @@ def post_payload(
         check_url(endpoint.url, resolve=False)
         headers = signed_headers(endpoint=endpoint, payload_id=payload_id, body=body, at=at)
         credentials = _credentials(endpoint, headers)
-        response = client.post(endpoint.url, content=body.encode(), headers=headers)
+        with client.stream(
+            "POST", endpoint.url, content=body.encode(), headers=headers
+        ) as response:
+            content = _read_answer(response)
     except UnsafeURL as error:
         return SendResult(False, None, elapsed(), error=f"Refused: {error}")
     except httpx.TimeoutException as error:
@@ -259,7 +286,7 @@ def post_payload(
         return SendResult(
             False, None, elapsed(), error=_redact(f"Cannot send: {error}", credentials)
         )
-    excerpt = _excerpt(response.content, credentials)
+    excerpt = _excerpt(content, credentials)
     code = response.status_code
     if 200 <= code < 300:
         return SendResult(True, code, elapsed(), excerpt=excerpt)

@@ -6,9 +6,11 @@ that is the edge we do not own."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 import httpcore
@@ -426,3 +428,42 @@ def test_a_credential_straddling_the_excerpt_cut_leaves_no_prefix(listener):
     assert len(result.excerpt.encode()) <= sending.EXCERPT_BYTES
     assert "bearer-T" not in result.excerpt  # not even the 10 bytes before the cut
     assert result.excerpt.startswith("x" * padding + "[redac")
+
+
+@pytest.mark.parametrize("encoding", ["", "gzip"])
+def test_a_huge_or_inflating_answer_is_read_only_up_to_a_cap(listener, encoding):
+    """A CRM answering 200 with 50 MB (plain, or as a 50 KB gzip of zeros that inflates to
+    50 MB) is acknowledged from its status; the sender reads at most ANSWER_READ_BYTES of
+    the body and never holds the rest in memory."""
+    inflated = 50 * 1024 * 1024
+    body = gzip.compress(b"0" * inflated) if encoding else None
+
+    def answer(conn: socket.socket) -> None:
+        length = len(body) if body else inflated
+        head = f"HTTP/1.1 200 OK\r\ncontent-length: {length}\r\nconnection: close\r\n"
+        if encoding:
+            head += f"content-encoding: {encoding}\r\n"
+        conn.sendall(head.encode() + b"\r\n")
+        if body:
+            conn.sendall(body)
+        else:
+            for _ in range(inflated // 65536):
+                conn.sendall(b"0" * 65536)
+
+    crm = listener(answer)
+    tracemalloc.start()
+    try:
+        result = post(f"http://127.0.0.1:{crm.port}/hook")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok, result.error
+    assert result.excerpt == "0" * sending.EXCERPT_BYTES
+    assert peak < 4 * 1024 * 1024, peak  # far below the 50 MB answer
+
+
+def test_we_ask_for_an_uncompressed_answer(httpserver):
+    httpserver.expect_request("/hook", headers={"accept-encoding": "identity"}).respond_with_data(
+        "{}"
+    )
+    assert post(httpserver.url_for("/hook")).ok
