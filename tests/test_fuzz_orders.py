@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from orders.models import (
     REVERSING_ORDER_TYPES,
     MovementType,
+    Order,
     OrderOriginator,
     OrderState,
     OrderType,
@@ -305,7 +306,18 @@ def test_post_put_and_patch_refuse_bad_orders_with_400(api, order):
 @given(orders=st.lists(broken_orders() | valid_orders(), min_size=1, max_size=4))
 def test_a_bulk_refuses_bad_orders_with_400_naming_each(api, orders):
     with rolled_back():
+        before = Order.objects.count()
         response = send(api, "post", f"{ORDERS}bulk/", orders)
         assert_refused_or_stored(response)
+        # Every order the serializer refuses on its own is named; nothing else is.
+        refused = {
+            i
+            for i, order in enumerate(orders)
+            if not isinstance(order, dict) or not OrderSerializer(data=order).is_valid()
+        }
         if response.status_code == 400:
-            assert {e["index"] for e in response.json()["errors"]} <= set(range(len(orders)))
+            named = {e["index"] for e in response.json()["errors"]}
+            assert refused <= named <= set(range(len(orders))), (refused, named)
+            assert Order.objects.count() == before  # all or nothing: no half-written batch
+        else:
+            assert refused == set(), refused

@@ -63,6 +63,7 @@ CONFIGURE = {
 }
 SUPPORT = {
     "flag initial import",
+    "flag selected orders",
     "cancel import",
     "replay parked",
     "upload reconciliation",
@@ -265,6 +266,19 @@ ACTIONS: dict[str, tuple[Request | None, int, Request | None]] = {
             f"/api/v1/endpoints/{w.endpoint.pk}/initial-imports/",
             {"createdFrom": "2025-06-01", "createdTo": "2025-06-02"},
         ),
+    ),
+    "flag selected orders": (  # the orders list's action, then its endpoint page
+        lambda c, w: c.post(
+            "/admin/orders/order/",
+            {
+                "action": "flag_for_initial_import",
+                "_selected_action": [str(w.order_id)],
+                "index": "0",
+                "endpoint": str(w.endpoint.pk),
+            },
+        ),
+        302,
+        None,  # the API flags a timeframe ("flag initial import")
     ),
     "cancel import": (
         lambda c, w: c.post(f"/admin/sync/initialimport/{w.an_import.pk}/cancel/"),

@@ -278,6 +278,7 @@ def test_the_admin_shows_the_signing_secret_once(admin_client_logged, secrets, c
     )
     assert refused.status_code == 200 and refused.context["adminform"].form.errors
     secrets.add("basic-Typ3d-8u7y", username)
+    assert secrets.found_in(refused.content) == []  # the typed secret is not sent back
     client.post(f"{ENDPOINTS}{endpoint.pk}/test/")
     create_orders(2)
     run = sync_services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL)
