@@ -9,6 +9,7 @@ import datetime as dt
 import email.utils
 import html
 import json
+import threading
 import time
 import urllib.parse
 import zlib
@@ -71,9 +72,22 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.get_extra_info(info)
 
 
-# Name lookups run here, so a stalled resolver holds a thread, not the execution. A few
-# threads: each execution sends one payload at a time.
-_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="dns")
+def _resolve_within(host: str, port: int, wait: float | None) -> list:
+    """resolve_allowed(host, port), waiting at most `wait` seconds. The lookup runs in a
+    thread of its own, so a stalled resolver holds that thread (until the resolver's own
+    timeouts end it), not the execution; and not a shared pool either, which stalled lookups
+    for one CRM could fill, starving the other endpoints' sends. A daemon: a worker shutting
+    down does not wait for it."""
+    lookup: concurrent.futures.Future = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            lookup.set_result(resolve_allowed(host, port))
+        except BaseException as error:  # handed to the waiting sender
+            lookup.set_exception(error)
+
+    threading.Thread(target=work, name=f"dns {host}", daemon=True).start()
+    return lookup.result(wait)
 
 
 class _GuardedBackend(httpcore.SyncBackend):
@@ -101,9 +115,10 @@ class _GuardedBackend(httpcore.SyncBackend):
         last_error: Exception = httpcore.ConnectError(f"{host} has no address")
         # getaddrinfo cannot be interrupted and the resolver's own timeouts (resolv.conf) can
         # add up to more than our deadline, or the lease: wait for it only as long as we have.
-        lookup = _resolver.submit(resolve_allowed, host, port)
         try:
-            addresses = lookup.result(self.time_left(timeout, httpcore.ConnectTimeout))
+            addresses = _resolve_within(
+                host, port, self.time_left(timeout, httpcore.ConnectTimeout)
+            )
         except concurrent.futures.TimeoutError:
             raise httpcore.ConnectTimeout(f"DNS did not answer for {host} in time") from None
         for *_, address in addresses:

@@ -270,16 +270,24 @@ def execution_request(*, endpoint: Endpoint) -> None:
 
 def endpoints_claim_due(*, now: dt.datetime | None = None) -> list[int]:
     """Return the active endpoints whose execution is due (or whose last execution died
-    holding the lease), moving each one's next_sync_at on by its frequency. The conditional
-    update makes a second beat (or a tick that overlaps the previous one) find nothing to
-    claim."""
+    holding the lease) and not running, moving each one's next_sync_at on by its frequency.
+    The conditional update makes a second beat (or a tick that overlaps the previous one) find
+    nothing to claim."""
     now = now or timezone.now()
     # A lease that expired without being released is an execution whose worker died: run
     # again now rather than a whole frequency later, so what it left unsent goes out.
     abandoned = Q(lease_until__lt=now) & ~Q(lease_owner="")
-    due = Endpoint.objects.filter(
-        Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now) | abandoned, is_active=True
-    ).values_list("pk", "next_sync_at", "frequency_minutes", "lease_owner", "lease_until")
+    # An execution still running (its lease live) keeps its endpoint unclaimed: the tick it
+    # would have skipped is claimed at the first dispatcher tick after it ends, not a whole
+    # frequency later.
+    running = Q(lease_until__gte=now) & ~Q(lease_owner="")
+    due = (
+        Endpoint.objects.filter(
+            Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now) | abandoned, is_active=True
+        )
+        .exclude(running)
+        .values_list("pk", "next_sync_at", "frequency_minutes", "lease_owner", "lease_until")
+    )
     claimed = []
     for pk, next_sync_at, frequency, lease_owner, lease_until in due:
         claim = Endpoint.objects.filter(pk=pk, next_sync_at=next_sync_at)

@@ -467,3 +467,29 @@ def test_we_ask_for_an_uncompressed_answer(httpserver):
         "{}"
     )
     assert post(httpserver.url_for("/hook")).ok
+
+
+def test_stalled_lookups_for_one_crm_do_not_hold_up_the_others(settings, monkeypatch, listener):
+    """Each send waits for DNS at most until its deadline, but the stalled lookup goes on
+    (getaddrinfo cannot be stopped). However many are stalled for one CRM's host, another
+    CRM's send still gets its answer."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
+    settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS = 0.3
+    real = socket.getaddrinfo
+    released = threading.Event()
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != HOST:
+            return real(host, port, *args, **kwargs)
+        released.wait(10)  # a DNS server that never answers
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, int(port)))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    crm = listener()
+    try:
+        stalled = [post(f"http://{HOST}/hook") for _ in range(8)]
+        assert all(r.error.startswith("Timeout") for r in stalled), stalled
+        result = post(f"http://127.0.0.1:{crm.port}/hook")
+    finally:
+        released.set()
+    assert result.ok, result.error

@@ -676,6 +676,25 @@ def test_an_endpoint_whose_execution_died_is_due_once_its_lease_expires(db):
         assert services.endpoints_claim_due() == []  # a released lease is no reason to run
 
 
+def test_a_tick_that_falls_while_an_execution_runs_is_claimed_once_it_ends(db):
+    """A long execution outlasts the endpoint's frequency: the tick due meanwhile is not
+    spent on a task that would find the lease held (and the orders changed meanwhile would
+    then wait a whole frequency); it is claimed at the first dispatcher tick after."""
+    endpoint, _ = endpoint_create(
+        data={"name": "e", "url": "http://127.0.0.1:9/a", "frequency_minutes": 15}
+    )
+    assert services.endpoints_claim_due() == [endpoint.pk]  # the execution starts...
+    assert services.lease_acquire(endpoint_id=endpoint.pk, owner="long", now=timezone.now())
+    due = timezone.now() + dt.timedelta(minutes=15, seconds=1)
+    with time_machine.travel(due):
+        services.lease_renew(endpoint_id=endpoint.pk, owner="long")  # ...and is still running
+        assert services.endpoints_claim_due() == []
+        services.lease_release(endpoint_id=endpoint.pk, owner="long")
+    with time_machine.travel(due + dt.timedelta(minutes=1)):  # the next dispatcher tick
+        assert services.endpoints_claim_due() == [endpoint.pk]
+        assert services.endpoints_claim_due() == []
+
+
 def test_a_frequency_change_applies_from_the_next_tick(db):
     from webhooks.services import endpoint_update
 
