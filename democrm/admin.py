@@ -1,15 +1,17 @@
 from django.contrib import admin
 
+from config.admin_site import RefuseForbiddenActions
+
 from .models import CrmOrder, Receiver
 
 
 @admin.register(Receiver)
-class ReceiverAdmin(admin.ModelAdmin):
+class ReceiverAdmin(RefuseForbiddenActions, admin.ModelAdmin):
     list_display = ("__str__", "failure_rate", "latency_ms")
 
 
 @admin.register(CrmOrder)
-class CrmOrderAdmin(admin.ModelAdmin):
+class CrmOrderAdmin(RefuseForbiddenActions, admin.ModelAdmin):
     list_display = (
         "s360_order_number",
         "sync_version",

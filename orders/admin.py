@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import widgets
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import QuerySet
@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from config.admin_site import RefuseForbiddenActions
 from sync.imports import initial_import_flag_selection
 from webhooks.models import Endpoint
 
@@ -109,7 +110,7 @@ class SalesChannelFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(RefuseForbiddenActions, admin.ModelAdmin):
     list_display = (
         "order_id",
         "order_state",
@@ -204,15 +205,6 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_flag_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sync.add_initialimport")
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        # Without this, an action the user may not run is silently ignored (the changelist
-        # again, "No action selected"): refuse it plainly instead.
-        if request.POST.get("action") == "flag_for_initial_import" and not (
-            self.has_flag_permission(request)
-        ):
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
 
     @admin.action(description="Flag for initial import to a CRM…", permissions=["flag"])
     def flag_for_initial_import(

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from config.admin_site import RefuseForbiddenActions
 from webhooks.models import Endpoint
 
 from . import services
@@ -80,7 +81,7 @@ class UploadForm(forms.Form):
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(admin.ModelAdmin):
+class ReconciliationAdmin(RefuseForbiddenActions, admin.ModelAdmin):
     """Upload the CRM export (and optionally the S-360 one), read every difference, re-sync."""
 
     list_display = ("id", "created_at", "requested_by", "status", "headline", "resynced")

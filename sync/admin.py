@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from config.admin_site import RefuseForbiddenActions
 from orders.forms import codes, order_states_field, order_types_field, sales_channels_field
 from webhooks.models import Endpoint
 
@@ -41,7 +42,7 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
-class EngineRecordAdmin(admin.ModelAdmin):
+class EngineRecordAdmin(RefuseForbiddenActions, admin.ModelAdmin):
     """What the sync engine writes (executions, deliveries, the outbox): read, never added or
     edited by hand. Parked orders have their own action, Replay."""
 
@@ -140,13 +141,6 @@ class PendingOrderAdmin(EngineRecordAdmin):
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sync.change_pendingorder")
 
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        # Without this, an action the user may not run is silently ignored (the changelist
-        # again, "No action selected"): refuse it plainly instead.
-        if request.POST.get("action") == "replay" and not self.has_replay_permission(request):
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
     @admin.action(
         description="Replay the selected parked orders (fresh retry budget)",
         permissions=["replay"],
@@ -194,7 +188,7 @@ class ImportForm(forms.Form):
 
 
 @admin.register(InitialImport)
-class InitialImportAdmin(admin.ModelAdmin):
+class InitialImportAdmin(RefuseForbiddenActions, admin.ModelAdmin):
     """Support staff flag a timeframe for an endpoint (preview, then confirm) and watch it drain."""
 
     list_display = (

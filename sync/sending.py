@@ -121,6 +121,8 @@ class _GuardedBackend(httpcore.SyncBackend):
             )
         except concurrent.futures.TimeoutError:
             raise httpcore.ConnectTimeout(f"DNS did not answer for {host} in time") from None
+        except RuntimeError as error:  # no thread to be had: a failed send, not a crash
+            raise httpcore.ConnectError(f"Cannot look {host} up: {error}") from None
         for *_, address in addresses:
             try:  # an IP literal: the socket library does not resolve it again
                 stream = super().connect_tcp(
@@ -268,7 +270,7 @@ def _read_answer(response: httpx.Response) -> bytes:
         # We asked for identity; a CRM compressing anyway is inflated to the cap, no further.
         with contextlib.suppress(zlib.error):
             return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw, ANSWER_READ_BYTES)
-    return f"({encoding}-encoded answer, not shown)".encode()
+    return b"(a compressed answer, not shown)"  # its encoding's name is the CRM's text too
 
 
 def post_payload(

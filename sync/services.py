@@ -135,7 +135,7 @@ def _execute(
             if result.retry_after is not None:
                 until = now + result.retry_after
                 outbox.outbox_defer(claimed=chunk, until=until)
-                Endpoint.objects.filter(pk=endpoint.pk).update(wait_until=until, next_sync_at=until)
+                _endpoint_wait(endpoint_id=endpoint.pk, until=until)
                 run.note = (
                     f"HTTP {result.status_code}: the CRM asked to wait until {until:%H:%M:%S} UTC."
                 )
@@ -281,11 +281,15 @@ def endpoints_claim_due(*, now: dt.datetime | None = None) -> list[int]:
     # would have skipped is claimed at the first dispatcher tick after it ends, not a whole
     # frequency later.
     running = Q(lease_until__gte=now) & ~Q(lease_owner="")
+    # Nor is an endpoint whose CRM asked us to wait (a frequency edit or an abandoned lease
+    # could make it due before then): a tick spent on a skipped execution would push the
+    # first send after the wait a whole frequency later.
+    waiting = Q(wait_until__gt=now)
     due = (
         Endpoint.objects.filter(
             Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now) | abandoned, is_active=True
         )
-        .exclude(running)
+        .exclude(running | waiting)
         .values_list("pk", "next_sync_at", "frequency_minutes", "lease_owner", "lease_until")
     )
     claimed = []
@@ -301,8 +305,18 @@ def endpoints_claim_due(*, now: dt.datetime | None = None) -> list[int]:
     return claimed
 
 
+def _endpoint_wait(*, endpoint_id: int, until: dt.datetime) -> None:
+    """The CRM asked us to wait (Retry-After): no execution sends before `until`, and the
+    schedule resumes then."""
+    Endpoint.objects.filter(pk=endpoint_id).update(wait_until=until, next_sync_at=until)
+
+
 def endpoint_send_test(*, endpoint: Endpoint) -> sending.SendResult:
-    """POST a signed payload with no orders: checks URL, signature and authentication."""
+    """POST a signed payload with no orders: checks URL, signature and authentication.
+
+    It is sent even while the CRM's Retry-After wait runs: it is how an integrator checks
+    that the CRM is back. A success ends the wait (the endpoint is due at the next tick); a
+    Retry-After in its answer sets one, as an execution's would."""
     payload_id = f"msg_test_{uuid.uuid4().hex}"
     at = timezone.now()
     body = payload.build_payload(
@@ -314,9 +328,16 @@ def endpoint_send_test(*, endpoint: Endpoint) -> sending.SendResult:
         content_level=endpoint.content_level,
     )
     with sending.new_client() as client:
-        return sending.post_payload(
+        result = sending.post_payload(
             client=client, endpoint=endpoint, payload_id=payload_id, body=body, at=at
         )
+    if result.ok:
+        now = timezone.now()
+        waiting = Endpoint.objects.filter(pk=endpoint.pk, wait_until__gt=now)
+        waiting.update(wait_until=None, next_sync_at=now)
+    elif result.retry_after is not None:
+        _endpoint_wait(endpoint_id=endpoint.pk, until=timezone.now() + result.retry_after)
+    return result
 
 
 def deliveries_prune(*, older_than_days: int) -> int:

@@ -115,7 +115,10 @@ def press_run_now(token: str, endpoint_ids: list[int], until: threading.Event, h
     while not until.is_set():
         for endpoint_id in endpoint_ids:
             response = client.post(f"/api/v1/endpoints/{endpoint_id}/run/")
-            hits[response.status_code] += 1
+            status = response.status_code
+            if status == 409 and "(Retry-After)" not in response.json()["detail"]:
+                status = f"409: {response.json()['detail']}"  # refused for another reason
+            hits[status] += 1
         time.sleep(0.25)
 
 

@@ -433,3 +433,35 @@ def test_permission_matrix(world, who, action, via, django_capture_on_commit_cal
     assert snapshot() == before, "a refused action changed the database"
     assert not world.queued, "a refused action queued a task"
     assert not world.crm.log, "a refused action reached the CRM"
+
+
+@pytest.mark.parametrize(
+    "url, action",
+    [
+        ("/admin/orders/order/", "flag_for_initial_import"),
+        ("/admin/sync/pendingorder/", "replay"),
+        ("/admin/webhooks/endpoint/", "delete_selected"),  # Django's own action
+    ],
+)
+def test_an_admin_action_not_allowed_is_403_whichever_form_posts_it(world, url, action):
+    """The changelist has an action form above the list and one below; Django runs the
+    action of the form that was submitted (`index`). Whichever it is, an action the user
+    may not run is refused, not silently ignored."""
+    client = admin_client(user_for("Read-only"))
+    ids = {
+        "flag_for_initial_import": world.order_id,
+        "replay": world.parked.pk,
+        "delete_selected": world.endpoint.pk,
+    }
+    before = snapshot()
+    for posted, index in (([action], "0"), (["", action], "1"), ([action, ""], "0")):
+        response = client.post(
+            url, {"action": posted, "_selected_action": [str(ids[action])], "index": index}
+        )
+        assert response.status_code == 403, (posted, index, response.status_code)
+    # An empty choice in the submitted form is Django's "No action selected", as before.
+    response = client.post(
+        url, {"action": ["", action], "_selected_action": [str(ids[action])], "index": "0"}
+    )
+    assert response.status_code in (200, 302)
+    assert snapshot() == before

@@ -408,6 +408,44 @@ def test_429_with_retry_after_ends_the_execution_and_is_honoured(endpoint_and_cr
         assert run(endpoint).orders_delivered == 6
 
 
+def test_a_wait_holds_the_dispatcher_too_and_ends_with_a_test_payload_or_a_new_url(
+    endpoint_and_crm,
+):
+    """While the CRM's wait runs, the dispatcher does not claim the endpoint even if it is
+    due (a shorter frequency, an abandoned lease): the claimed tick would be spent on an
+    execution that sends nothing. A test payload is sent anyway (how an integrator checks
+    the CRM is back): its Retry-After sets a wait, its success ends it. A new URL is
+    another server: the old one's wait does not apply."""
+    from webhooks.services import endpoint_update
+
+    endpoint, crm = endpoint_and_crm()
+    create_orders(1)
+    until = timezone.now() + dt.timedelta(minutes=10)
+    Endpoint.objects.filter(pk=endpoint.pk).update(wait_until=until, next_sync_at=until)
+    endpoint_update(endpoint=endpoint, data={"frequency_minutes": 1})  # due again at once
+    assert Endpoint.objects.get(pk=endpoint.pk).next_sync_at <= timezone.now() + dt.timedelta(
+        minutes=1
+    )
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=2)):
+        assert services.endpoints_claim_due() == []
+    # A test payload answered 429 sets the wait, as an execution's payload would.
+    Endpoint.objects.filter(pk=endpoint.pk).update(wait_until=None)
+    crm.answers = [Response("busy", status=429, headers={"Retry-After": "300"})]
+    assert not services.endpoint_send_test(endpoint=endpoint).ok
+    assert Endpoint.objects.get(pk=endpoint.pk).waiting_until is not None
+    assert services.execution_run(endpoint_id=endpoint.pk, trigger=RunTrigger.MANUAL) is None
+    # The CRM is back: a successful test payload ends the wait; the endpoint is due now.
+    assert services.endpoint_send_test(endpoint=endpoint).ok
+    after = Endpoint.objects.get(pk=endpoint.pk)
+    assert after.wait_until is None and after.next_sync_at <= timezone.now()
+    assert services.endpoints_claim_due() == [endpoint.pk]
+    assert run(endpoint).orders_delivered == 1
+    # A wait, then the integrator points the endpoint elsewhere: the wait is gone.
+    Endpoint.objects.filter(pk=endpoint.pk).update(wait_until=until)
+    endpoint_update(endpoint=after, data={"url": crm.server.url_for("/crm/webhook?v=2")})
+    assert Endpoint.objects.get(pk=endpoint.pk).wait_until is None
+
+
 def test_503_with_an_http_date_retry_after_is_honoured(endpoint_and_crm):
     endpoint, crm = endpoint_and_crm()
     create_orders(1)

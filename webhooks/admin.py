@@ -13,6 +13,7 @@ from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
+from config.admin_site import RefuseForbiddenActions
 from orders.forms import codes, order_states_field, order_types_field, sales_channels_field
 from sync import selectors
 from sync import services as sync_services
@@ -101,7 +102,7 @@ class EndpointForm(forms.ModelForm):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(SimpleHistoryAdmin):
+class EndpointAdmin(RefuseForbiddenActions, SimpleHistoryAdmin):
     form = EndpointForm
     list_display = (
         "name",

@@ -59,6 +59,10 @@ def endpoint_update(*, endpoint: Endpoint, data: dict[str, Any]) -> Endpoint:
             # No authentication: keep no secret (nor one a later key rotation could not read).
             current.auth_secret_encrypted = ""
             changed.add("auth_secret_encrypted")
+        if "url" in changed and current.wait_until:
+            # Another server: the old one's Retry-After is not its answer.
+            current.wait_until = None
+            changed.add("wait_until")
         if current.is_active and current.disabled_reason:
             current.disabled_reason = ""
             changed.add("disabled_reason")

@@ -24,7 +24,8 @@ class Command(BaseCommand):
             run = execution_run(endpoint_id=endpoint_id, trigger=RunTrigger.COMMAND)
             if run is None:
                 self.stdout.write(
-                    f"endpoint {endpoint_id}: skipped (paused, or another execution is running)"
+                    f"endpoint {endpoint_id}: skipped (paused, another execution is running, "
+                    "or the CRM asked to wait: see its waitUntil)"
                 )
                 continue
             self.stdout.write(
