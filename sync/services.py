@@ -79,13 +79,9 @@ def execution_run(*, endpoint_id: int, trigger: str = RunTrigger.SCHEDULE) -> Sy
         endpoint = Endpoint.objects.get(pk=endpoint_id)
         if not endpoint.is_active:
             return None
-        if endpoint.wait_until and endpoint.wait_until > now:
+        if endpoint.waiting_until:
             # The CRM asked us to wait (Retry-After): not even "run now" sends before then.
-            log.info(
-                "endpoint %s: the CRM asked to wait until %s; skipped",
-                endpoint_id,
-                endpoint.wait_until.isoformat(),
-            )
+            log.info("endpoint %s: %s Skipped.", endpoint_id, endpoint.waiting_notice)
             return None
         # Executions left RUNNING by a worker that died: their lease expired, close them.
         SyncRun.objects.filter(endpoint_id=endpoint_id, status=RunStatus.RUNNING).update(

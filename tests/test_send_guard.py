@@ -210,26 +210,30 @@ def test_a_crm_that_drips_its_answer_is_cut_at_the_deadline(settings, listener):
     assert time.monotonic() - started < 2
 
 
-def test_a_resolver_that_stalls_is_cut_at_the_deadline(settings, monkeypatch):
-    """getaddrinfo cannot be interrupted, and resolv.conf's timeouts and retries can add up
-    to more than the lease: the sender waits for DNS only as long as the POST has left."""
-    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
-    settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS = 0.5
+@pytest.fixture
+def stalled_dns(monkeypatch) -> Iterator[None]:
+    """HOST's DNS server never answers (until the test ends); other names resolve for real."""
     real = socket.getaddrinfo
     released = threading.Event()
 
     def getaddrinfo(host, port, *args, **kwargs):
         if host != HOST:
             return real(host, port, *args, **kwargs)
-        released.wait(5)  # a DNS server that never answers
+        released.wait(10)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, int(port)))]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    released.set()
+
+
+def test_a_resolver_that_stalls_is_cut_at_the_deadline(settings, stalled_dns):
+    """getaddrinfo cannot be interrupted, and resolv.conf's timeouts and retries can add up
+    to more than the lease: the sender waits for DNS only as long as the POST has left."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS = 0.5
     started = time.monotonic()
-    try:
-        result = post(f"http://{HOST}/hook")
-    finally:
-        released.set()
+    result = post(f"http://{HOST}/hook")
     assert result.ok is False
     assert result.error.startswith("Timeout"), result.error
     assert time.monotonic() - started < 1.5
@@ -469,27 +473,14 @@ def test_we_ask_for_an_uncompressed_answer(httpserver):
     assert post(httpserver.url_for("/hook")).ok
 
 
-def test_stalled_lookups_for_one_crm_do_not_hold_up_the_others(settings, monkeypatch, listener):
+def test_stalled_lookups_for_one_crm_do_not_hold_up_the_others(settings, stalled_dns, listener):
     """Each send waits for DNS at most until its deadline, but the stalled lookup goes on
     (getaddrinfo cannot be stopped). However many are stalled for one CRM's host, another
     CRM's send still gets its answer."""
     settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
     settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS = 0.3
-    real = socket.getaddrinfo
-    released = threading.Event()
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host != HOST:
-            return real(host, port, *args, **kwargs)
-        released.wait(10)  # a DNS server that never answers
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, int(port)))]
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     crm = listener()
-    try:
-        stalled = [post(f"http://{HOST}/hook") for _ in range(8)]
-        assert all(r.error.startswith("Timeout") for r in stalled), stalled
-        result = post(f"http://127.0.0.1:{crm.port}/hook")
-    finally:
-        released.set()
+    stalled = [post(f"http://{HOST}/hook") for _ in range(8)]
+    assert all(r.error.startswith("Timeout") for r in stalled), stalled
+    result = post(f"http://127.0.0.1:{crm.port}/hook")
     assert result.ok, result.error

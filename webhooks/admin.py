@@ -254,12 +254,8 @@ class EndpointAdmin(RefuseForbiddenActions, SimpleHistoryAdmin):
         endpoint = self._endpoint(request, pk)
         if not endpoint.is_active:
             messages.error(request, "The endpoint is paused or disabled: resume it first.")
-        elif until := endpoint.waiting_until:
-            messages.error(
-                request,
-                f"The CRM asked us to wait until {until:%Y-%m-%d %H:%M:%S} UTC (Retry-After); "
-                "the next execution runs then.",
-            )
+        elif notice := endpoint.waiting_notice:
+            messages.error(request, notice)
         else:
             sync_services.execution_request(endpoint=endpoint)
             messages.success(request, "An execution is queued; see Executions for its result.")

@@ -105,14 +105,8 @@ class EndpointViewSet(viewsets.ModelViewSet):
                 {"detail": "The endpoint is paused or disabled: resume it first (isActive)."},
                 status=status.HTTP_409_CONFLICT,
             )
-        if until := endpoint.waiting_until:
-            return Response(
-                {
-                    "detail": f"The CRM asked us to wait until {until:%Y-%m-%d %H:%M:%S} UTC "
-                    "(Retry-After); the next execution runs then."
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
+        if notice := endpoint.waiting_notice:
+            return Response({"detail": notice}, status=status.HTTP_409_CONFLICT)
         sync_services.execution_request(endpoint=endpoint)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 

@@ -135,6 +135,16 @@ class Endpoint(models.Model):
         return None
 
     @property
+    def waiting_notice(self) -> str | None:
+        """What "run now" answers while the CRM's wait runs (API and admin alike)."""
+        if until := self.waiting_until:
+            return (
+                f"The CRM asked us to wait until {until:%Y-%m-%d %H:%M:%S} UTC (Retry-After); "
+                "the next execution runs then."
+            )
+        return None
+
+    @property
     def signing_secret(self) -> str:
         return crypto.decrypt(self.signing_secret_encrypted)
 

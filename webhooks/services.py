@@ -45,7 +45,8 @@ def endpoint_update(*, endpoint: Endpoint, data: dict[str, Any]) -> Endpoint:
     """
     data = dict(data)
     auth_secret = data.pop("auth_secret", None)
-    if "url" in data and data["url"] != Endpoint.objects.get(pk=endpoint.pk).url:
+    stored = Endpoint.objects.filter(pk=endpoint.pk).values_list("url", flat=True)
+    if "url" in data and data["url"] != stored.get():
         _check_url(data["url"])  # DNS, so before the lock
     with transaction.atomic():
         current = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
